@@ -1,0 +1,211 @@
+// Package api holds the JSON shapes of Corral's HTTP API (/v1) and a Go
+// client for it. The daemon serves these types; the CLI and tests use the
+// client.
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// JobRequest is one job in POST /v1/jobs. Either Delay or RunAt may be set.
+type JobRequest struct {
+	Queue       string            `json:"queue,omitempty"`
+	Plugin      string            `json:"plugin"`
+	Payload     json.RawMessage   `json:"payload,omitempty"`
+	Priority    int               `json:"priority,omitempty"`
+	MaxAttempts int               `json:"max_attempts,omitempty"`
+	Timeout     Duration          `json:"timeout,omitempty"`
+	RunAt       *time.Time        `json:"run_at,omitempty"`
+	Delay       Duration          `json:"delay,omitempty"`
+	UniqueKey   string            `json:"unique_key,omitempty"`
+	UniqueFor   Duration          `json:"unique_for,omitempty"`
+	Constraints map[string]string `json:"constraints,omitempty"`
+}
+
+// SubmitRequest is the batch form of POST /v1/jobs: {"jobs": [...]}.
+type SubmitRequest struct {
+	Jobs []JobRequest `json:"jobs"`
+}
+
+// SubmitResponse answers POST /v1/jobs. For a single-job submit, ID and
+// Existing describe it; for the batch form Jobs has one entry per request.
+type SubmitResponse struct {
+	ID       string         `json:"id,omitempty"`
+	Existing bool           `json:"existing,omitempty"`
+	Jobs     []SubmittedJob `json:"jobs,omitempty"`
+	Index    uint64         `json:"index"`
+}
+
+// SubmittedJob is one entry of a batch submit response.
+type SubmittedJob struct {
+	ID       string `json:"id,omitempty"`
+	Existing bool   `json:"existing,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Attempt is one entry of a job's history.
+type Attempt struct {
+	Attempt  int       `json:"attempt"`
+	Node     string    `json:"node"`
+	Token    uint64    `json:"token"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	Outcome  string    `json:"outcome,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Progress is the last progress a running job reported.
+type Progress struct {
+	Percent float64 `json:"percent"`
+	Message string  `json:"message,omitempty"`
+}
+
+// Job is a job as the API shows it (DESIGN §5 field names).
+type Job struct {
+	ID              string            `json:"id"`
+	Queue           string            `json:"queue"`
+	Plugin          string            `json:"plugin"`
+	Payload         json.RawMessage   `json:"payload,omitempty"`
+	Priority        int               `json:"priority"`
+	MaxAttempts     int               `json:"max_attempts"`
+	Timeout         Duration          `json:"timeout"`
+	RunAt           time.Time         `json:"run_at,omitzero"`
+	UniqueKey       string            `json:"unique_key,omitempty"`
+	UniqueFor       Duration          `json:"unique_for,omitempty"`
+	Constraints     map[string]string `json:"constraints,omitempty"`
+	State           string            `json:"state"`
+	Attempt         int               `json:"attempt"`
+	Node            string            `json:"node,omitempty"`
+	Token           uint64            `json:"token,omitempty"`
+	LeaseExpiresAt  time.Time         `json:"lease_expires_at,omitzero"`
+	CancelRequested bool              `json:"cancel_requested,omitempty"`
+	Result          json.RawMessage   `json:"result,omitempty"`
+	Error           string            `json:"error,omitempty"`
+	Attempts        []Attempt         `json:"attempts,omitempty"`
+	Progress        *Progress         `json:"progress,omitempty"`
+	// Waiting explains why a queued job is not running (e.g. no node has its plugin).
+	Waiting    string    `json:"waiting,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// JobList answers GET /v1/jobs.
+type JobList struct {
+	Jobs  []Job  `json:"jobs"`
+	Index uint64 `json:"index"`
+}
+
+// Queue answers one entry of GET /v1/queues.
+type Queue struct {
+	Name        string         `json:"name"`
+	Paused      bool           `json:"paused"`
+	Concurrency int            `json:"concurrency"`
+	MaxAttempts int            `json:"max_attempts"`
+	Retention   Duration       `json:"retention"`
+	Counts      map[string]int `json:"counts"`
+}
+
+// QueueList answers GET /v1/queues.
+type QueueList struct {
+	Queues []Queue `json:"queues"`
+	Index  uint64  `json:"index"`
+}
+
+// Member is one Serf member in GET /v1/members.
+type Member struct {
+	Name   string            `json:"name"`
+	Addr   string            `json:"addr"`
+	Status string            `json:"status"`
+	Tags   map[string]string `json:"tags"`
+}
+
+// RaftServer is one server of the raft configuration.
+type RaftServer struct {
+	ID      string `json:"id"`
+	Node    string `json:"node"`
+	Address string `json:"address"`
+	Leader  bool   `json:"leader"`
+	Voter   bool   `json:"voter"`
+}
+
+// RaftConfiguration answers GET /v1/operator/raft/configuration.
+type RaftConfiguration struct {
+	Index   uint64       `json:"index"`
+	Servers []RaftServer `json:"servers"`
+}
+
+// Leader answers GET /v1/status/leader. All fields are empty when there is
+// no known leader.
+type Leader struct {
+	ID      string `json:"id"`
+	Node    string `json:"node"`
+	Address string `json:"address"`
+	HTTP    string `json:"http"`
+}
+
+// Self answers GET /v1/agent/self.
+type Self struct {
+	Node         string            `json:"node"`
+	ID           string            `json:"id"`
+	State        string            `json:"state"`
+	Leader       string            `json:"leader"`
+	Term         uint64            `json:"term"`
+	LastIndex    uint64            `json:"last_index"`
+	AppliedIndex uint64            `json:"applied_index"`
+	Stats        map[string]string `json:"stats"`
+	Version      string            `json:"version"`
+}
+
+// Plugin is one entry of GET /v1/plugins.
+type Plugin struct {
+	Name        string `json:"name"`
+	Version     string `json:"version,omitempty"`
+	Description string `json:"description,omitempty"`
+	Path        string `json:"path,omitempty"`
+	Builtin     bool   `json:"builtin"`
+	Status      string `json:"status"` // "ready", "restarting", "failed"
+	Error       string `json:"error,omitempty"`
+	Concurrency int    `json:"concurrency"`
+	Running     int    `json:"running"`
+}
+
+// PluginList answers GET /v1/plugins.
+type PluginList struct {
+	Node    string   `json:"node"`
+	Plugins []Plugin `json:"plugins"`
+}
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Duration is a time.Duration that reads and writes as a Go duration
+// string ("1m30s") and also accepts a number of nanoseconds.
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	*d = Duration(n)
+	return nil
+}
