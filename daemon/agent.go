@@ -4,33 +4,313 @@
 package daemon
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
 
 	"github.com/corral-dev/corral/daemon/config"
+	"github.com/corral-dev/corral/discovery"
+	"github.com/corral-dev/corral/plugins/host"
+	"github.com/corral-dev/corral/queue"
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
+// Version is the agent's version, reported by /v1/agent/self.
+var Version = "0.1.0-dev"
+
 // Agent is one running Corral node.
-type Agent struct{}
+type Agent struct {
+	cfg    *config.Config
+	logger hclog.Logger
+
+	dataDir   string
+	removeDir bool // a -dev temp dir, removed on shutdown
+	nodeID    string
+	raftAddr  string // advertised host:port
+	httpAddr  string // listening host:port
+	// httpAdvertise is the HTTP address other nodes use.
+	httpAdvertise string
+
+	store   *queue.Store
+	node    *raftNode
+	applier *applier
+
+	httpSrv *http.Server
+	httpLn  net.Listener
+
+	// membersFn lists gossip members (set when discovery runs).
+	membersFn func() []member
+
+	serf       *discovery.Agent
+	membership *discovery.Manager
+	plugins    *host.Manager
+	dispatcher *dispatcher
+	logs       *jobLogs
+	pluginExe  string
+	noBuiltins bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	shutdownOnce sync.Once
+	shutdownCh   chan struct{}
+	shutdownErr  error
+}
 
 // New builds an agent from a validated config. Nothing listens until Start.
-func New(cfg *config.Config, logger hclog.Logger) (*Agent, error) {
-	return nil, errors.New("not implemented")
+func New(cfg *config.Config, logger hclog.Logger, opts ...Option) (*Agent, error) {
+	if cfg == nil {
+		return nil, errors.New("nil config")
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	a := &Agent{
+		cfg:        cfg,
+		logger:     logger,
+		store:      queue.New(),
+		shutdownCh: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(a)
+	}
+	return a, nil
 }
 
 // Start opens the data dir, starts raft, serf, plugins and the HTTP API.
-func (a *Agent) Start() error { return errors.New("not implemented") }
+// On error everything already started is stopped again.
+func (a *Agent) Start() (err error) {
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			_ = a.Shutdown()
+		}
+	}()
+	if err := a.openDataDir(); err != nil {
+		return err
+	}
+	bind := a.cfg.BindAddr
+	if bind == "" {
+		bind = "127.0.0.1"
+	}
+	advertise := a.cfg.AdvertiseAddr
+	if advertise == "" {
+		advertise, err = advertiseFor(bind)
+		if err != nil {
+			return err
+		}
+	}
+	raftPort, err := portOrFree(bind, a.cfg.Ports.Raft)
+	if err != nil {
+		return fmt.Errorf("raft port: %w", err)
+	}
+	a.raftAddr = net.JoinHostPort(advertise, strconv.Itoa(raftPort))
+	a.node, err = openRaft(a.cfg, a.dataDir, a.nodeID, net.JoinHostPort(bind, strconv.Itoa(raftPort)), a.raftAddr,
+		&fsm{store: a.store}, a.logger.Named("raft"))
+	if err != nil {
+		return err
+	}
+	a.applier = newApplier(a.node.raft, a.logger.Named("applier"))
+	a.goRun(a.applier.run)
+
+	if err := a.maybeBootstrapSingle(); err != nil {
+		return err
+	}
+	a.logs = newJobLogs(a.dataDir)
+	if err := a.startPlugins(a.ctx); err != nil {
+		return err
+	}
+
+	a.httpLn, err = net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(a.cfg.Ports.HTTP)))
+	if err != nil {
+		return fmt.Errorf("http listener on %s:%d (is another agent running? set ports.http): %w", bind, a.cfg.Ports.HTTP, err)
+	}
+	a.httpAddr = a.httpLn.Addr().String()
+	a.httpAdvertise = httpAdvertiseAddr(advertise, a.httpLn)
+	if err := a.startDiscovery(bind, advertise); err != nil {
+		return err
+	}
+	a.httpSrv = &http.Server{
+		Handler:           a.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          a.logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.logger.Error("http server stopped", "error", err)
+		}
+	}()
+	a.goRun(a.monitorLeadership)
+	a.startDispatcher()
+	a.logger.Info("agent started", "node", a.cfg.NodeName, "id", a.nodeID, "http", a.httpAddr, "raft", a.raftAddr, "data_dir", a.dataDir)
+	return nil
+}
+
+// goRun runs f in a goroutine owned by the agent.
+func (a *Agent) goRun(f func(ctx context.Context)) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f(a.ctx)
+	}()
+}
+
+// openDataDir creates (or, in dev, makes a temp) data dir and loads the node ID.
+func (a *Agent) openDataDir() error {
+	a.dataDir = a.cfg.DataDir
+	if a.dataDir == "" {
+		if !a.cfg.Dev {
+			return errors.New("data_dir is required (or run with -dev)")
+		}
+		dir, err := os.MkdirTemp("", "corral-dev-")
+		if err != nil {
+			return fmt.Errorf("create dev data dir: %w", err)
+		}
+		a.dataDir, a.removeDir = dir, true
+	}
+	if err := os.MkdirAll(a.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	id, err := loadNodeID(a.dataDir)
+	if err != nil {
+		return err
+	}
+	a.nodeID = id
+	if a.cfg.NodeName == "" {
+		host, _ := os.Hostname()
+		a.cfg.NodeName = host
+	}
+	return nil
+}
+
+// maybeBootstrapSingle bootstraps a one-server cluster for -dev and
+// bootstrap_expect = 1, once: a node with raft state never bootstraps again.
+func (a *Agent) maybeBootstrapSingle() error {
+	if a.node.hadState || !(a.cfg.Dev || a.cfg.Server.BootstrapExpect == 1) {
+		return nil
+	}
+	err := a.node.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+		Suffrage: raft.Voter, ID: raft.ServerID(a.nodeID), Address: a.node.localAddr(),
+	}}}).Error()
+	if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	return nil
+}
+
+// NodeID returns the node's permanent ID (its raft server ID).
+func (a *Agent) NodeID() string { return a.nodeID }
 
 // HTTPAddr returns the address the HTTP API listens on (host:port).
-func (a *Agent) HTTPAddr() string { return "" }
+func (a *Agent) HTTPAddr() string { return a.httpAddr }
 
-// Leave leaves the cluster gracefully (transferring leadership first if this
-// node leads), then shuts down.
-func (a *Agent) Leave() error { return errors.New("not implemented") }
+// RaftAddr returns the advertised raft address (host:port).
+func (a *Agent) RaftAddr() string { return a.raftAddr }
 
-// Shutdown stops everything without leaving; bounded in time.
-func (a *Agent) Shutdown() error { return errors.New("not implemented") }
+// DataDir returns the data directory in use.
+func (a *Agent) DataDir() string { return a.dataDir }
 
-// ShutdownCh is closed when the agent stops on its own (e.g. after a leave
+// Raft exposes the raft instance for in-process tests and tools.
+func (a *Agent) Raft() *raft.Raft { return a.node.raft }
+
+// Store exposes the local queue state (read-only use).
+func (a *Agent) Store() *queue.Store { return a.store }
+
+// Leave leaves the cluster gracefully (a leader transfers leadership
+// first, and the leader removes this node from raft at once), then shuts
+// down.
+func (a *Agent) Leave() error {
+	if a.membership != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+		err := a.membership.Leave(ctx)
+		cancel()
+		if err != nil {
+			a.logger.Warn("graceful leave incomplete", "error", err)
+		}
+	}
+	return a.Shutdown()
+}
+
+// Shutdown stops everything without leaving; bounded in time. It is safe
+// to call more than once.
+func (a *Agent) Shutdown() error {
+	a.shutdownOnce.Do(func() {
+		var errs []error
+		if a.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			if err := a.httpSrv.Shutdown(ctx); err != nil {
+				_ = a.httpSrv.Close()
+			}
+			cancel()
+		}
+		if a.cancel != nil {
+			a.cancel()
+		}
+		if a.plugins != nil {
+			a.plugins.Close()
+		}
+		if a.serf != nil {
+			if err := a.serf.Shutdown(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if a.node != nil {
+			if err := a.node.close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		a.wg.Wait()
+		if a.removeDir {
+			_ = os.RemoveAll(a.dataDir)
+		}
+		a.shutdownErr = errors.Join(errs...)
+		close(a.shutdownCh)
+		a.logger.Info("agent stopped")
+	})
+	return a.shutdownErr
+}
+
+// ShutdownCh is closed when the agent has stopped (e.g. after a leave
 // requested through the API).
-func (a *Agent) ShutdownCh() <-chan struct{} { return nil }
+func (a *Agent) ShutdownCh() <-chan struct{} { return a.shutdownCh }
+
+// advertiseFor picks the address to advertise for a bind address.
+func advertiseFor(bind string) (string, error) {
+	ip := net.ParseIP(bind)
+	if ip != nil && !ip.IsUnspecified() {
+		return bind, nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", fmt.Errorf("find an address to advertise: %w", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && n.IP.IsPrivate() {
+			return n.IP.String(), nil
+		}
+	}
+	return "", fmt.Errorf("bind_addr %s: no private IPv4 address to advertise; set advertise_addr", bind)
+}
+
+// portOrFree returns port, or a free TCP port on host when port is 0.
+func portOrFree(host string, port int) (int, error) {
+	if port != 0 {
+		return port, nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

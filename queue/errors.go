@@ -16,6 +16,12 @@ var (
 	ErrNotRetryable = errors.New("only failed or cancelled jobs can be retried")
 	// ErrBadSpec means a submitted job is invalid; it is wrapped with details.
 	ErrBadSpec = errors.New("invalid job")
+	// ErrBadQueue means a queue name or queue setting is invalid; it is
+	// wrapped with details.
+	ErrBadQueue = errors.New("invalid queue setting")
+	// ErrBadSnapshot means a snapshot stream is corrupt or of an unknown
+	// version; Restore left the state untouched.
+	ErrBadSnapshot = errors.New("corrupt or unsupported snapshot")
 	// ErrBadState means an unknown state name.
 	ErrBadState = errors.New("unknown state")
 	// ErrBadCommand means an entry could not be decoded.

@@ -148,6 +148,10 @@ type Job struct {
 	// Node holds the lease while running; after that the node of the last attempt.
 	Node string
 	// Token is the fencing token of the current lease (0 when not running).
+	// Tokens and Seqs come from one FSM counter: the next value is
+	// max(previous+1, raftIndex<<20), so they are unique, strictly
+	// increasing, derived from the raft index of the claim, and identical
+	// on every node and after a restore.
 	Token uint64
 	// LeaseExpiresAt is when the current lease ends unless renewed.
 	LeaseExpiresAt time.Time
@@ -160,9 +164,14 @@ type Job struct {
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 	FinishedAt      time.Time
-	// Seq orders jobs within a priority (FIFO); assigned when the job enters
-	// the queued state.
+	// Seq orders jobs within a priority (FIFO); assigned (see Token) each
+	// time the job enters the queued state.
 	Seq uint64
 	// Index is the raft index of the last change to this job.
 	Index uint64
+
+	// holdsKey is set while this job is the one a submit with its UniqueKey
+	// is compared against. It is replicated through snapshots so a restored
+	// store dedupes exactly like the original.
+	holdsKey bool
 }

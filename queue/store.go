@@ -1,7 +1,10 @@
 package queue
 
 import (
+	"cmp"
 	"io"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -27,69 +30,225 @@ type Filter struct {
 type QueueInfo struct {
 	Name   string
 	Config QueueConfig
-	// Counts holds the number of jobs per state.
+	// Counts holds the number of jobs per state (every state is present).
 	Counts map[State]int
 }
 
 // Store holds the queue state and applies entries to it.
-type Store struct{}
+//
+// Apply, ApplyEntry and Restore must be called from one goroutine at a time
+// (raft's FSM goroutine). Every other method may be called concurrently
+// from any goroutine. Jobs returned by any method are immutable snapshots:
+// the store never modifies a published Job (a change copies it), and
+// callers must not modify them either.
+type Store struct {
+	mu    sync.RWMutex
+	st    *state
+	watch chan struct{}
+}
 
 // New returns an empty store.
-func New() *Store { panic("not implemented") }
+func New() *Store {
+	return &Store{st: newState(), watch: make(chan struct{})}
+}
 
 // Apply decodes one raft log entry at index and applies it. It returns one
 // Result per command, or an error (and no change at all) when data does not
 // decode. Called from one goroutine at a time (raft's FSM goroutine).
-func (s *Store) Apply(index uint64, data []byte) ([]Result, error) { panic("not implemented") }
+func (s *Store) Apply(index uint64, data []byte) ([]Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, err := decodeEntry(data, s.st.names)
+	if err != nil {
+		return nil, err
+	}
+	res := s.st.applyEntry(index, e)
+	s.notifyLocked()
+	return res, nil
+}
 
-// ApplyEntry applies an already decoded entry at index.
-func (s *Store) ApplyEntry(index uint64, e Entry) []Result { panic("not implemented") }
+// ApplyEntry applies an already decoded entry at index. Times are
+// normalised as the codec would (UTC unix nanoseconds), so the result is the
+// same as Apply(index, Encode(e)). The store keeps references to byte slices
+// in e (payloads, results): callers must not modify them afterwards.
+func (s *Store) ApplyEntry(index uint64, e Entry) []Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res := s.st.applyEntry(index, e)
+	s.notifyLocked()
+	return res
+}
 
-// Snapshot captures the current state cheaply; the returned snapshot's
-// WriteTo does the I/O and may run concurrently with later Applies.
-func (s *Store) Snapshot() *Snapshot { panic("not implemented") }
+// notifyLocked wakes every Watch waiter and arms a fresh channel.
+func (s *Store) notifyLocked() {
+	close(s.watch)
+	s.watch = make(chan struct{})
+}
 
-// Restore replaces the whole state with one written by Snapshot.WriteTo.
-func (s *Store) Restore(r io.Reader) error { panic("not implemented") }
+// Snapshot captures the current state cheaply (it copies job pointers, not
+// jobs); the returned snapshot's WriteTo does the I/O and may run
+// concurrently with later Applies.
+func (s *Store) Snapshot() *Snapshot {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.st.snapshot()
+}
 
-// Snapshot is a point-in-time copy of the state.
-type Snapshot struct{}
-
-// WriteTo writes the snapshot in the format Restore reads.
-func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) { panic("not implemented") }
+// Restore replaces the whole state with one written by Snapshot.WriteTo. The
+// new state is built aside: on any error (wrapping ErrBadSnapshot) the
+// current state is left untouched.
+func (s *Store) Restore(r io.Reader) error {
+	st, err := readState(r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st = st
+	s.notifyLocked()
+	return nil
+}
 
 // Get returns the job with the given ID.
-func (s *Store) Get(id string) (*Job, bool) { panic("not implemented") }
+func (s *Store) Get(id string) (*Job, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	j, ok := s.st.jobs[id]
+	return j, ok
+}
 
-// List returns the jobs matching f, newest first.
-func (s *Store) List(f Filter) []*Job { panic("not implemented") }
+// newer orders jobs newest first: by CreatedAt, then by ID, descending.
+func newer(a, b *Job) int {
+	if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+		return c
+	}
+	return cmp.Compare(b.ID, a.ID)
+}
+
+// List returns the jobs matching f, newest first (by CreatedAt, then ID).
+func (s *Store) List(f Filter) []*Job {
+	s.mu.RLock()
+	var out []*Job
+	for _, j := range s.st.jobs {
+		if (f.Queue == "" || j.Queue == f.Queue) && (f.State == StateInvalid || j.State == f.State) {
+			out = append(out, j)
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, newer)
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit:f.Limit]
+	}
+	return out
+}
 
 // Queues returns every known queue, sorted by name.
-func (s *Store) Queues() []QueueInfo { panic("not implemented") }
+func (s *Store) Queues() []QueueInfo {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]QueueInfo, 0, len(s.st.queues))
+	for _, q := range s.st.queues {
+		counts := make(map[State]int, numStates-1)
+		for st := StateScheduled; st <= StateCancelled; st++ {
+			counts[st] = q.counts[st]
+		}
+		out = append(out, QueueInfo{Name: q.name, Config: q.cfg, Counts: counts})
+	}
+	slices.SortFunc(out, func(a, b QueueInfo) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Counts returns the number of jobs per state across all queues (every
+// state is present).
+func (s *Store) Counts() map[State]int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	counts := make(map[State]int, numStates-1)
+	for st := StateScheduled; st <= StateCancelled; st++ {
+		counts[st] = 0
+	}
+	for _, q := range s.st.queues {
+		for st := StateScheduled; st <= StateCancelled; st++ {
+			counts[st] += q.counts[st]
+		}
+	}
+	return counts
+}
+
+// QueuedByPlugin returns the number of queued jobs per plugin (plugins with
+// none are absent), including jobs of paused queues. The daemon uses it to
+// notice jobs that no node can run.
+func (s *Store) QueuedByPlugin() map[string]int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[string]int)
+	for _, q := range s.st.queues {
+		for p, t := range q.ready {
+			if n := t.Len(); n > 0 {
+				out[p] += n
+			}
+		}
+	}
+	return out
+}
 
 // Index returns the raft index of the last applied entry.
-func (s *Store) Index() uint64 { panic("not implemented") }
+func (s *Store) Index() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.st.index
+}
 
 // Watch returns the current index and a channel that is closed by the next
 // Apply or Restore. Blocking queries wait on it.
-func (s *Store) Watch() (uint64, <-chan struct{}) { panic("not implemented") }
+func (s *Store) Watch() (uint64, <-chan struct{}) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.st.index, s.watch
+}
 
 // NextDeadline returns the earliest time at which a timed transition is due
 // (a scheduled job's RunAt, a lease expiry, or a retention purge), or the
 // zero time if none is pending. The leader uses it to time its ticks.
-func (s *Store) NextDeadline() time.Time { panic("not implemented") }
+func (s *Store) NextDeadline() time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var next int64
+	found := false
+	consider := func(at int64) {
+		if !found || at < next {
+			next, found = at, true
+		}
+	}
+	if it, ok := s.st.scheduled.Min(); ok {
+		consider(it.at)
+	}
+	if it, ok := s.st.leases.Min(); ok {
+		consider(it.at)
+	}
+	for _, q := range s.st.queues {
+		if it, ok := q.done.Min(); ok {
+			consider(addNanos(it.at, q.retention()))
+		}
+	}
+	if !found {
+		return time.Time{}
+	}
+	if next == 0 { // the epoch itself; keep it distinguishable from "none"
+		next = 1
+	}
+	return fromNanos(next)
+}
 
-// Running returns the leases currently held by node.
-func (s *Store) Running(node string) []LeaseRef { panic("not implemented") }
-
-// Backoff returns the delay before the attempt after `attempt` failed:
-// attempt^4 seconds + base + jitter, where the jitter is derived from the
-// job ID and attempt so every node computes the same value.
-func Backoff(id string, attempt int, base time.Duration) time.Duration { panic("not implemented") }
-
-// Encode serializes an entry for the raft log.
-func Encode(e Entry) ([]byte, error) { panic("not implemented") }
-
-// Decode parses an entry written by Encode. Malformed input returns an
-// error wrapping ErrBadCommand, never panics.
-func Decode(data []byte) (Entry, error) { panic("not implemented") }
+// Running returns the leases currently held by node, sorted by job ID.
+func (s *Store) Running(node string) []LeaseRef {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	set := s.st.nodes[node]
+	out := make([]LeaseRef, 0, len(set))
+	for id := range set {
+		out = append(out, LeaseRef{ID: id, Token: s.st.jobs[id].Token})
+	}
+	slices.SortFunc(out, func(a, b LeaseRef) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}

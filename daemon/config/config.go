@@ -98,7 +98,9 @@ type Queue struct {
 	Retention   time.Duration // default 24h
 }
 
-// Limits holds size and time limits.
+// Limits holds size and time limits. The `limits { max_payload_bytes,
+// max_result_bytes, max_request_bytes, lease_ttl }` block is a Corral
+// extension to the configuration in DESIGN §9.
 type Limits struct {
 	MaxPayloadBytes int           // default 1 MiB
 	MaxResultBytes  int           // default 64 KiB

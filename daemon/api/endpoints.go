@@ -1,0 +1,208 @@
+package api
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// blockingSlack is added to a blocking query's wait for the call's own
+// timeout, so the server answers before the client gives up.
+const blockingSlack = 15 * time.Second
+
+func jobPath(id string) string { return "/v1/jobs/" + url.PathEscape(id) }
+
+// Submit submits one job (POST /v1/jobs). With a unique key that matches
+// an existing job, the answer names that job and Existing is true.
+func (c *Client) Submit(ctx context.Context, job JobRequest) (*SubmitResponse, error) {
+	var out SubmitResponse
+	if _, err := c.call(ctx, request{method: http.MethodPost, path: "/v1/jobs", body: job}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SubmitBatch submits several jobs in one raft entry (POST /v1/jobs with
+// {"jobs": [...]}); the answer has one entry per job, in order.
+func (c *Client) SubmitBatch(ctx context.Context, jobs []JobRequest) (*SubmitResponse, error) {
+	var out SubmitResponse
+	body := SubmitRequest{Jobs: jobs}
+	if _, err := c.call(ctx, request{method: http.MethodPost, path: "/v1/jobs", body: body}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Job reads one job (GET /v1/jobs/{id}).
+func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
+	var out Job
+	if _, err := c.call(ctx, request{method: http.MethodGet, path: jobPath(id)}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// WaitJob is a blocking read of one job: it returns once the job's index
+// passes index, or after wait with the job unchanged. It returns the job
+// and the index to pass to the next call. index 0 answers at once.
+func (c *Client) WaitJob(ctx context.Context, id string, index uint64, wait time.Duration) (*Job, uint64, error) {
+	q := url.Values{}
+	q.Set("index", strconv.FormatUint(index, 10))
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	var out Job
+	r := request{method: http.MethodGet, path: jobPath(id), query: q, timeout: wait + blockingSlack}
+	newIndex, err := c.call(ctx, r, &out)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &out, newIndex, nil
+}
+
+// Jobs lists jobs (GET /v1/jobs), filtered by queue and state when set.
+func (c *Client) Jobs(ctx context.Context, queue, state string) (*JobList, error) {
+	q := url.Values{}
+	if queue != "" {
+		q.Set("queue", queue)
+	}
+	if state != "" {
+		q.Set("state", state)
+	}
+	var out JobList
+	if _, err := c.call(ctx, request{method: http.MethodGet, path: "/v1/jobs", query: q}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Cancel cancels a job (DELETE /v1/jobs/{id}) and returns it as it is now.
+func (c *Client) Cancel(ctx context.Context, id string) (*Job, error) {
+	var out Job
+	if _, err := c.call(ctx, request{method: http.MethodDelete, path: jobPath(id)}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Retry puts a failed job back in its queue (POST /v1/jobs/{id}/retry).
+func (c *Client) Retry(ctx context.Context, id string) (*Job, error) {
+	var out Job
+	if _, err := c.call(ctx, request{method: http.MethodPost, path: jobPath(id) + "/retry"}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Logs opens a job attempt's output (GET /v1/jobs/{id}/logs). attempt 0
+// means the latest; with follow the stream stays open while the attempt
+// runs. Only ctx bounds the call; the caller closes the stream.
+func (c *Client) Logs(ctx context.Context, id string, attempt int, follow bool) (io.ReadCloser, error) {
+	q := url.Values{}
+	if attempt > 0 {
+		q.Set("attempt", strconv.Itoa(attempt))
+	}
+	if follow {
+		q.Set("follow", "true")
+	}
+	resp, cancel, err := c.send(ctx, request{method: http.MethodGet, path: jobPath(id) + "/logs", query: q, timeout: -1})
+	if err != nil {
+		return nil, err
+	}
+	return &stream{ReadCloser: resp.Body, cancel: cancel}, nil
+}
+
+// Queues lists the queues with their settings and job counts.
+func (c *Client) Queues(ctx context.Context) (*QueueList, error) {
+	var out QueueList
+	if _, err := c.call(ctx, request{method: http.MethodGet, path: "/v1/queues"}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// PauseQueue stops dispatching from a queue; submits are still accepted.
+func (c *Client) PauseQueue(ctx context.Context, name string) error {
+	_, err := c.call(ctx, request{method: http.MethodPost, path: "/v1/queues/" + url.PathEscape(name) + "/pause"}, nil)
+	return err
+}
+
+// ResumeQueue resumes dispatching from a paused queue.
+func (c *Client) ResumeQueue(ctx context.Context, name string) error {
+	_, err := c.call(ctx, request{method: http.MethodPost, path: "/v1/queues/" + url.PathEscape(name) + "/resume"}, nil)
+	return err
+}
+
+// Members lists the Serf members as this agent sees them.
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	var out []Member
+	if _, err := c.call(ctx, request{method: http.MethodGet, path: "/v1/members"}, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RaftConfiguration reads the raft server set.
+func (c *Client) RaftConfiguration(ctx context.Context) (*RaftConfiguration, error) {
+	var out RaftConfiguration
+	if _, err := c.call(ctx, request{method: http.MethodGet, path: "/v1/operator/raft/configuration"}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RemovePeer removes a server from the raft configuration by its ID.
+func (c *Client) RemovePeer(ctx context.Context, id string) error {
+	q := url.Values{"id": {id}}
+	_, err := c.call(ctx, request{method: http.MethodDelete, path: "/v1/operator/raft/peer", query: q}, nil)
+	return err
+}
+
+// Leader returns the current raft leader; its fields are empty when there
+// is none.
+func (c *Client) Leader(ctx context.Context) (*Leader, error) {
+	var out Leader
+	if _, err := c.call(ctx, request{method: http.MethodGet, path: "/v1/status/leader"}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Self describes the agent the client talks to.
+func (c *Client) Self(ctx context.Context) (*Self, error) {
+	var out Self
+	if _, err := c.call(ctx, request{method: http.MethodGet, path: "/v1/agent/self"}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Leave asks the agent to leave the cluster gracefully and shut down. It
+// returns once the agent has accepted the request.
+func (c *Client) Leave(ctx context.Context) error {
+	_, err := c.call(ctx, request{method: http.MethodPut, path: "/v1/agent/leave"}, nil)
+	return err
+}
+
+// Plugins lists the worker plugins of the agent's node.
+func (c *Client) Plugins(ctx context.Context) (*PluginList, error) {
+	var out PluginList
+	if _, err := c.call(ctx, request{method: http.MethodGet, path: "/v1/plugins"}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Metrics returns the agent's metrics in Prometheus text format.
+func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
+	resp, cancel, err := c.send(ctx, request{method: http.MethodGet, path: "/v1/metrics"})
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}

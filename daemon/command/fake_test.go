@@ -1,0 +1,279 @@
+package command
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/corral-dev/corral/daemon/api"
+)
+
+// fakeAPI is an in-memory stand-in for an agent's HTTP API.
+type fakeAPI struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	mu sync.Mutex
+	// timelines maps a job ID to the states a blocking query walks
+	// through: ?index=N answers timelines[id][N] with X-Corral-Index N+1.
+	// Past the end it answers the last entry, after blocking for the
+	// whole ?wait= when that entry is not terminal.
+	timelines map[string][]api.Job
+	submits   []api.JobRequest
+	requests  []string // "METHOD /path?query"
+	tokens    []string
+	paused    map[string]bool
+	removed   []string
+	left      bool
+}
+
+func newFakeAPI(t *testing.T) *fakeAPI {
+	f := &fakeAPI{t: t, timelines: map[string][]api.Job{}, paused: map[string]bool{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/jobs", f.submit)
+	mux.HandleFunc("GET /v1/jobs", f.list)
+	mux.HandleFunc("GET /v1/jobs/{id}", f.job)
+	mux.HandleFunc("DELETE /v1/jobs/{id}", f.setState("cancelled"))
+	mux.HandleFunc("POST /v1/jobs/{id}/retry", f.setState("queued"))
+	mux.HandleFunc("GET /v1/jobs/{id}/logs", f.logs)
+	mux.HandleFunc("GET /v1/queues", func(w http.ResponseWriter, r *http.Request) {
+		writeFake(w, 200, api.QueueList{Queues: []api.Queue{
+			{Name: "default", Concurrency: 0, MaxAttempts: 25, Retention: api.Duration(24 * time.Hour), Counts: map[string]int{"queued": 3, "running": 1}},
+			{Name: "mail", Paused: true, Concurrency: 2, MaxAttempts: 5, Retention: api.Duration(time.Hour), Counts: map[string]int{"failed": 7}},
+		}, Index: 9})
+	})
+	mux.HandleFunc("POST /v1/queues/{name}/{op}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.paused[r.PathValue("name")] = r.PathValue("op") == "pause"
+		f.mu.Unlock()
+		writeFake(w, 200, map[string]any{"name": r.PathValue("name")})
+	})
+	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
+		writeFake(w, 200, []api.Member{
+			{Name: "node-2", Addr: "10.0.0.2:4782", Status: "failed", Tags: map[string]string{"role": "server"}},
+			{Name: "node-1", Addr: "10.0.0.1:4782", Status: "alive", Tags: map[string]string{"zone": "a", "role": "server"}},
+		})
+	})
+	mux.HandleFunc("GET /v1/operator/raft/configuration", func(w http.ResponseWriter, r *http.Request) {
+		writeFake(w, 200, api.RaftConfiguration{Index: 4, Servers: []api.RaftServer{
+			{ID: "id-1", Node: "node-1", Address: "10.0.0.1:4781", Leader: true, Voter: true},
+			{ID: "id-2", Node: "node-2", Address: "10.0.0.2:4781", Voter: false},
+		}})
+	})
+	mux.HandleFunc("DELETE /v1/operator/raft/peer", func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		if id != "id-2" {
+			writeFake(w, 404, api.Error{Error: "no raft peer with id " + id})
+			return
+		}
+		f.mu.Lock()
+		f.removed = append(f.removed, id)
+		f.mu.Unlock()
+		writeFake(w, 200, map[string]string{"removed": id})
+	})
+	mux.HandleFunc("GET /v1/agent/self", func(w http.ResponseWriter, r *http.Request) {
+		writeFake(w, 200, api.Self{Node: "node-1", ID: "id-1", State: "leader", Leader: "id-1", Term: 3,
+			LastIndex: 42, AppliedIndex: 41, Version: "0.1.0-dev",
+			Stats: map[string]string{"num_peers": "2", "commit_index": "42", "applied_index": "41"}})
+	})
+	mux.HandleFunc("PUT /v1/agent/leave", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.left = true
+		f.mu.Unlock()
+		writeFake(w, 200, map[string]string{"status": "leaving"})
+	})
+	mux.HandleFunc("GET /v1/plugins", func(w http.ResponseWriter, r *http.Request) {
+		writeFake(w, 200, api.PluginList{Node: "node-1", Plugins: []api.Plugin{
+			{Name: "echo", Version: "1.0.0", Description: "echoes", Builtin: true, Status: "ready", Concurrency: 4, Running: 1},
+			{Name: "resize", Path: "/etc/corral/plugins/resize", Status: "failed", Error: "exec format error", Concurrency: 2},
+		}})
+	})
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.requests = append(f.requests, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+		f.tokens = append(f.tokens, r.Header.Get(api.HeaderToken))
+		f.mu.Unlock()
+		mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func writeFake(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// addJob registers a job's timeline of states.
+func (f *fakeAPI) addJob(id string, states ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	created := time.Now().Add(-time.Minute)
+	var tl []api.Job
+	for i, s := range states {
+		j := api.Job{ID: id, Queue: "default", Plugin: "echo", State: s, MaxAttempts: 25,
+			Timeout: api.Duration(30 * time.Minute), CreatedAt: created, UpdatedAt: created.Add(time.Duration(i) * time.Second),
+			Payload: json.RawMessage(`{"echo":"hi"}`)}
+		switch s {
+		case "running":
+			j.Attempt, j.Node = 1, "node-1"
+			j.Progress = &api.Progress{Percent: 50, Message: "halfway"}
+		case "succeeded":
+			j.Attempt, j.Node, j.Result = 1, "node-1", json.RawMessage(`"hi"`)
+		case "failed":
+			j.Attempt, j.Node, j.Error = 3, "node-1", "boom: exit status 1"
+		case "queued":
+			j.Waiting = "no node has plugin echo"
+		}
+		if j.Attempt > 0 {
+			for a := 1; a <= j.Attempt; a++ {
+				at := api.Attempt{Attempt: a, Node: "node-1", Started: created.Add(time.Duration(a) * time.Second)}
+				if s != "running" {
+					at.Finished = at.Started.Add(1500 * time.Millisecond)
+					at.Outcome = "failed"
+					at.Error = "boom: exit status 1"
+					if s == "succeeded" {
+						at.Outcome, at.Error = "succeeded", ""
+					}
+				}
+				j.Attempts = append(j.Attempts, at)
+			}
+		}
+		tl = append(tl, j)
+	}
+	f.timelines[id] = tl
+}
+
+func (f *fakeAPI) submit(w http.ResponseWriter, r *http.Request) {
+	var req api.JobRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeFake(w, 400, api.Error{Error: "malformed JSON body: " + err.Error()})
+		return
+	}
+	if req.Plugin == "nope" {
+		writeFake(w, 400, api.Error{Error: `no node has plugin "nope"`})
+		return
+	}
+	f.mu.Lock()
+	f.submits = append(f.submits, req)
+	f.mu.Unlock()
+	id := "01JOB"
+	if req.Plugin == "fail" {
+		id = "01FAIL"
+	}
+	writeFake(w, 200, api.SubmitResponse{ID: id, Existing: req.UniqueKey == "dup", Index: 5})
+}
+
+func (f *fakeAPI) job(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	f.mu.Lock()
+	tl, ok := f.timelines[id]
+	f.mu.Unlock()
+	if !ok {
+		writeFake(w, 404, api.Error{Error: "job " + id + " not found"})
+		return
+	}
+	n, _ := strconv.Atoi(r.URL.Query().Get("index"))
+	if n >= len(tl) {
+		n = len(tl) - 1
+		if !terminal(tl[n].State) {
+			wait, _ := time.ParseDuration(r.URL.Query().Get("wait"))
+			select { // a blocking query with nothing new
+			case <-time.After(wait):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}
+	w.Header().Set(api.HeaderIndex, strconv.Itoa(n+1))
+	writeFake(w, 200, tl[n])
+}
+
+func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out api.JobList
+	for _, tl := range f.timelines {
+		j := tl[len(tl)-1]
+		if q := r.URL.Query().Get("state"); q != "" && q != j.State {
+			continue
+		}
+		out.Jobs = append(out.Jobs, j)
+	}
+	writeFake(w, 200, out)
+}
+
+func (f *fakeAPI) setState(state string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		f.mu.Lock()
+		tl, ok := f.timelines[id]
+		f.mu.Unlock()
+		if !ok {
+			writeFake(w, 404, api.Error{Error: "job " + id + " not found"})
+			return
+		}
+		j := tl[len(tl)-1]
+		if state == "queued" && j.State != "failed" {
+			writeFake(w, 409, api.Error{Error: fmt.Sprintf("job %s: job is %s, only failed jobs can be retried", id, j.State)})
+			return
+		}
+		if state == "cancelled" && j.State == "running" {
+			j.CancelRequested = true
+		} else {
+			j.State = state
+		}
+		writeFake(w, 200, j)
+	}
+}
+
+func (f *fakeAPI) logs(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if id != "01JOB" {
+		writeFake(w, 404, api.Error{Error: "job " + id + " not found"})
+		return
+	}
+	w.WriteHeader(200)
+	fmt.Fprintf(w, "attempt=%s follow=%s\nline two\n", r.URL.Query().Get("attempt"), r.URL.Query().Get("follow"))
+}
+
+func (f *fakeAPI) lastRequest() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests[len(f.requests)-1]
+}
+
+// cliResult is one in-process run of the CLI.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// runCLI runs the CLI in-process against env (CORRAL_ADDR etc.) with stdin.
+func runCLI(t *testing.T, env map[string]string, stdin string, interactive bool, args ...string) cliResult {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	m := Meta{
+		Stdin:       strings.NewReader(stdin),
+		Stdout:      &stdout,
+		Stderr:      &stderr,
+		Getenv:      func(k string) string { return env[k] },
+		Interactive: interactive,
+	}
+	code := run(args, m)
+	return cliResult{stdout.String(), stderr.String(), code}
+}
+
+// cli runs the CLI against the fake.
+func (f *fakeAPI) cli(args ...string) cliResult {
+	f.t.Helper()
+	return runCLI(f.t, map[string]string{EnvAddress: f.srv.URL}, "", false, args...)
+}

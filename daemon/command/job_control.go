@@ -1,0 +1,124 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/corral-dev/corral/daemon/api"
+)
+
+// JobCancelCommand is `corral job cancel`.
+type JobCancelCommand struct {
+	Meta
+}
+
+// Synopsis implements cli.Command.
+func (c *JobCancelCommand) Synopsis() string { return "Cancel a job" }
+
+// Help implements cli.Command.
+func (c *JobCancelCommand) Help() string {
+	return strings.TrimSpace(`
+Usage: corral job cancel [options] ID
+
+  Cancel a job. A job that has not started is cancelled at once; a running
+  job's plugin call is cancelled on its node, then the job ends cancelled.
+` + clientFlagsHelp)
+}
+
+// Run implements cli.Command.
+func (c *JobCancelCommand) Run(args []string) int {
+	fs := c.flagSet("job cancel", true, c.Help)
+	return c.runClient(fs, c.Help(), args, []string{"ID"}, func(ctx context.Context, client *api.Client, pos []string) int {
+		j, err := client.Cancel(ctx, pos[0])
+		if err != nil {
+			return c.fail(err)
+		}
+		return c.output(j, func(w io.Writer) {
+			if j.State == "cancelled" {
+				fmt.Fprintf(w, "Job %s cancelled\n", j.ID)
+				return
+			}
+			fmt.Fprintf(w, "Job %s is %s; cancellation requested (follow it with `corral job wait %s`)\n", j.ID, j.State, j.ID)
+		})
+	})
+}
+
+// JobRetryCommand is `corral job retry`.
+type JobRetryCommand struct {
+	Meta
+}
+
+// Synopsis implements cli.Command.
+func (c *JobRetryCommand) Synopsis() string { return "Queue a failed job again" }
+
+// Help implements cli.Command.
+func (c *JobRetryCommand) Help() string {
+	return strings.TrimSpace(`
+Usage: corral job retry [options] ID
+
+  Put a failed job back in its queue.
+` + clientFlagsHelp)
+}
+
+// Run implements cli.Command.
+func (c *JobRetryCommand) Run(args []string) int {
+	fs := c.flagSet("job retry", true, c.Help)
+	return c.runClient(fs, c.Help(), args, []string{"ID"}, func(ctx context.Context, client *api.Client, pos []string) int {
+		j, err := client.Retry(ctx, pos[0])
+		if err != nil {
+			return c.fail(err)
+		}
+		return c.output(j, func(w io.Writer) { fmt.Fprintf(w, "Job %s is %s again\n", j.ID, j.State) })
+	})
+}
+
+// JobLogsCommand is `corral job logs`.
+type JobLogsCommand struct {
+	Meta
+}
+
+// Synopsis implements cli.Command.
+func (c *JobLogsCommand) Synopsis() string { return "Print a job's output" }
+
+// Help implements cli.Command.
+func (c *JobLogsCommand) Help() string {
+	return strings.TrimSpace(`
+Usage: corral job logs [options] ID
+
+  Print the output of a job attempt. The log is kept on the node that ran
+  the attempt and is fetched through any node.
+
+Options:
+
+  -f
+    Follow the log while the attempt runs.
+
+  -attempt=<n>
+    Which attempt (1 is the first). Default: the latest.
+` + clientFlagsHelp)
+}
+
+// Run implements cli.Command.
+func (c *JobLogsCommand) Run(args []string) int {
+	var followLog bool
+	var attempt int
+	fs := c.flagSet("job logs", true, c.Help)
+	fs.BoolVar(&followLog, "f", false, "")
+	fs.IntVar(&attempt, "attempt", 0, "")
+	return c.runClient(fs, c.Help(), args, []string{"ID"}, func(ctx context.Context, client *api.Client, pos []string) int {
+		if attempt < 0 {
+			return c.usageError(c.Help(), "-attempt must be 1 or more")
+		}
+		rc, err := client.Logs(ctx, pos[0], attempt, followLog)
+		if err != nil {
+			return c.fail(err)
+		}
+		defer rc.Close()
+		if _, err := io.Copy(c.Stdout, rc); err != nil && ctx.Err() == nil {
+			return c.fail(fmt.Errorf("read log: %w", err))
+		}
+		return ExitOK
+	})
+}

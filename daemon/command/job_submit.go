@@ -1,0 +1,177 @@
+package command
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/corral-dev/corral/daemon/api"
+)
+
+// JobSubmitCommand is `corral job submit`.
+type JobSubmitCommand struct {
+	Meta
+}
+
+// Synopsis implements cli.Command.
+func (c *JobSubmitCommand) Synopsis() string { return "Submit a job" }
+
+// Help implements cli.Command.
+func (c *JobSubmitCommand) Help() string {
+	return strings.TrimSpace(`
+Usage: corral job submit [options] PLUGIN [PAYLOAD | @FILE | -]
+
+  Submit a job that the worker plugin PLUGIN runs, and print its ID.
+  The payload is given inline, read from FILE (@FILE) or from stdin (-).
+  A payload that is not valid JSON is sent as a JSON string.
+
+  With -wait the command follows the job until it ends and exits with its
+  outcome: 0 succeeded, 2 failed, 3 cancelled, 4 -wait-timeout reached.
+
+Job options:
+
+  -queue=<name>          Queue to put the job in. Default: "default".
+  -priority=<n>          Higher runs first; FIFO within a priority. Default: 0.
+  -delay=<duration>      Run no earlier than this long from now ("10m").
+  -at=<time>             Run no earlier than this RFC 3339 time. Not with -delay.
+  -max-attempts=<n>      Attempts before the job is failed. Default: the queue's (25).
+  -timeout=<duration>    Time limit of one attempt. Default: 30m.
+  -unique=<key>          Idempotency key: while a job with this key is not
+                         finished (or within -unique-for), submitting again
+                         returns the existing job's ID.
+  -unique-for=<duration> How long -unique holds after the job finished.
+  -constraint=<k=v>      A node tag the executing node must have; repeatable.
+  -wait                  Follow the job until it ends.
+  -wait-timeout=<dur>    Give up waiting after this long (exit 4). Default: none.
+` + clientFlagsHelp)
+}
+
+// Run implements cli.Command.
+func (c *JobSubmitCommand) Run(args []string) int {
+	var (
+		req                  api.JobRequest
+		delay, timeout       time.Duration
+		uniqueFor, waitLimit time.Duration
+		at                   string
+		constraints          kvFlag
+		wait                 bool
+	)
+	fs := c.flagSet("job submit", true, c.Help)
+	fs.StringVar(&req.Queue, "queue", "", "")
+	fs.IntVar(&req.Priority, "priority", 0, "")
+	fs.DurationVar(&delay, "delay", 0, "")
+	fs.StringVar(&at, "at", "", "")
+	fs.IntVar(&req.MaxAttempts, "max-attempts", 0, "")
+	fs.DurationVar(&timeout, "timeout", 0, "")
+	fs.StringVar(&req.UniqueKey, "unique", "", "")
+	fs.DurationVar(&uniqueFor, "unique-for", 0, "")
+	fs.Var(&constraints, "constraint", "")
+	fs.BoolVar(&wait, "wait", false, "")
+	fs.DurationVar(&waitLimit, "wait-timeout", 0, "")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return ExitError
+	}
+	if len(pos) < 1 || len(pos) > 2 {
+		return c.usageError(c.Help(), "expected PLUGIN and an optional PAYLOAD, got %d arguments", len(pos))
+	}
+	if delay != 0 && at != "" {
+		return c.usageError(c.Help(), "-delay and -at both set a start time; use one")
+	}
+	if delay < 0 || timeout < 0 || uniqueFor < 0 || waitLimit < 0 {
+		return c.usageError(c.Help(), "durations must not be negative")
+	}
+	if at != "" {
+		t, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			return c.usageError(c.Help(), "-at=%q: want an RFC 3339 time such as 2030-01-02T15:04:05Z", at)
+		}
+		req.RunAt = &t
+	}
+	req.Plugin = pos[0]
+	req.Delay = api.Duration(delay)
+	req.Timeout = api.Duration(timeout)
+	req.UniqueFor = api.Duration(uniqueFor)
+	if len(constraints) > 0 {
+		req.Constraints = constraints
+	}
+	if len(pos) == 2 {
+		payload, err := c.readPayload(pos[1])
+		if err != nil {
+			return c.fail(err)
+		}
+		req.Payload = payload
+	}
+
+	client, err := c.client()
+	if err != nil {
+		return c.fail(err)
+	}
+	ctx, stop := c.context()
+	defer stop()
+	resp, err := client.Submit(ctx, req)
+	if err != nil {
+		return c.fail(err)
+	}
+	if resp.Existing {
+		fmt.Fprintf(c.Stderr, "job %s already exists with unique key %q; not submitted again\n", resp.ID, req.UniqueKey)
+	}
+	if !wait {
+		return c.output(resp, func(w io.Writer) { fmt.Fprintln(w, resp.ID) })
+	}
+	if !c.json {
+		fmt.Fprintln(c.Stdout, resp.ID)
+	}
+	return follow(ctx, &c.Meta, client, resp.ID, waitLimit)
+}
+
+// readPayload resolves PAYLOAD, @FILE or - to JSON bytes.
+func (c *JobSubmitCommand) readPayload(arg string) (json.RawMessage, error) {
+	var b []byte
+	switch {
+	case arg == "-":
+		data, err := io.ReadAll(c.Stdin)
+		if err != nil {
+			return nil, fmt.Errorf("read payload from stdin: %w", err)
+		}
+		b = data
+	case strings.HasPrefix(arg, "@"):
+		data, err := os.ReadFile(arg[1:])
+		if err != nil {
+			return nil, fmt.Errorf("read payload: %w", err)
+		}
+		b = data
+	default:
+		b = []byte(arg)
+	}
+	return payloadJSON(b), nil
+}
+
+// payloadJSON returns b when it is JSON, else b as a JSON string.
+func payloadJSON(b []byte) json.RawMessage {
+	if trimmed := strings.TrimSpace(string(b)); trimmed != "" && json.Valid([]byte(trimmed)) {
+		return json.RawMessage(trimmed)
+	}
+	s, _ := json.Marshal(string(b)) // cannot fail for a string
+	return s
+}
+
+// kvFlag collects repeated -flag k=v values.
+type kvFlag map[string]string
+
+func (f *kvFlag) String() string { return pairs(*f, ",") }
+
+func (f *kvFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q: want key=value", s)
+	}
+	if *f == nil {
+		*f = kvFlag{}
+	}
+	(*f)[k] = v
+	return nil
+}

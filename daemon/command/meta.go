@@ -1,0 +1,182 @@
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/corral-dev/corral/daemon/api"
+)
+
+// Environment variables read by the client flags.
+const (
+	EnvAddress = "CORRAL_ADDR"
+	EnvToken   = "CORRAL_TOKEN"
+)
+
+// Exit codes (DESIGN §7).
+const (
+	ExitOK        = 0
+	ExitError     = 1
+	ExitFailed    = 2 // the job ended failed
+	ExitCancelled = 3 // the job ended cancelled
+	ExitTimeout   = 4 // waiting for the job timed out
+)
+
+// clientFlagsHelp is appended to the help of every command that talks to
+// an agent.
+const clientFlagsHelp = `
+Client options:
+
+  -address=<addr>
+    The agent's HTTP API. Default: $CORRAL_ADDR, else http://127.0.0.1:4780.
+
+  -token=<token>
+    The token sent with each request. Default: $CORRAL_TOKEN.
+
+  -json
+    Print machine-readable JSON instead of text.
+`
+
+// Meta holds what every command shares: the standard streams, the
+// environment, and the client flags (-address, -token, -json).
+type Meta struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Getenv reads the environment (os.Getenv outside tests).
+	Getenv func(string) string
+	// Interactive is true when stderr is a terminal: progress is drawn there.
+	Interactive bool
+
+	address string
+	token   string
+	json    bool
+}
+
+// flagSet returns a flag set whose errors and usage go to stderr; with
+// client true it carries the client flags.
+func (m *Meta) flagSet(name string, client bool, help func() string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.Usage = func() { fmt.Fprintln(m.Stderr, strings.TrimSpace(help())) }
+	if client {
+		fs.StringVar(&m.address, "address", "", "")
+		fs.StringVar(&m.token, "token", "", "")
+		fs.BoolVar(&m.json, "json", false, "")
+	}
+	return fs
+}
+
+// parse parses args allowing flags after positional arguments
+// (`job wait ID -timeout 5s`); "--" ends the flags. It returns the
+// positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// usageError prints what is wrong with the arguments and the usage text;
+// it returns ExitError.
+func (m *Meta) usageError(help string, format string, args ...any) int {
+	fmt.Fprintf(m.Stderr, "error: "+format+"\n\n", args...)
+	fmt.Fprintln(m.Stderr, strings.TrimSpace(help))
+	return ExitError
+}
+
+// client builds the API client from the flags and the environment.
+func (m *Meta) client() (*api.Client, error) {
+	addr, token := m.address, m.token
+	if addr == "" {
+		addr = m.Getenv(EnvAddress)
+	}
+	if token == "" {
+		token = m.Getenv(EnvToken)
+	}
+	return api.NewClient(addr, token)
+}
+
+// context returns a context cancelled by SIGINT or SIGTERM.
+func (m *Meta) context() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// fail prints err as one line on stderr, with a hint where one helps, and
+// returns ExitError.
+func (m *Meta) fail(err error) int {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, api.ErrUnreachable):
+		msg += " (is the agent running? set -address or " + EnvAddress + ")"
+	case errors.Is(err, api.ErrBadAddress):
+		msg += " (set -address or " + EnvAddress + " to http://host:port)"
+	case errors.Is(err, api.ErrUnavailable):
+		msg += " (retry in a moment; `corral members` shows the cluster)"
+	case errors.Is(err, context.Canceled):
+		msg = "interrupted"
+	}
+	fmt.Fprintln(m.Stderr, "error: "+oneLine(msg))
+	return ExitError
+}
+
+// output prints v as indented JSON with -json, else calls human with
+// stdout. Every command prints through it.
+func (m *Meta) output(v any, human func(w io.Writer)) int {
+	if m.json {
+		enc := json.NewEncoder(m.Stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			return m.fail(fmt.Errorf("write output: %w", err))
+		}
+		return ExitOK
+	}
+	human(m.Stdout)
+	return ExitOK
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// runClient parses args with fs, checks that the positional arguments
+// match want (their names, for the message), then calls fn with a
+// signal-aware context and a client.
+func (m *Meta) runClient(fs *flag.FlagSet, help string, args []string, want []string,
+	fn func(ctx context.Context, client *api.Client, pos []string) int) int {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return ExitError
+	}
+	if len(pos) != len(want) {
+		if len(want) == 0 {
+			return m.usageError(help, "this command takes no arguments, got %d", len(pos))
+		}
+		return m.usageError(help, "expected %s, got %d argument(s)", strings.Join(want, " "), len(pos))
+	}
+	client, err := m.client()
+	if err != nil {
+		return m.fail(err)
+	}
+	ctx, stop := m.context()
+	defer stop()
+	return fn(ctx, client, pos)
+}

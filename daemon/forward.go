@@ -1,0 +1,98 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+const (
+	// leaderWait bounds how long a follower waits for a leader to be known.
+	leaderWait = 5 * time.Second
+	// catchUpWait bounds how long a forwarded write waits for the local FSM
+	// to reach the leader's index (read-your-writes on the same node).
+	catchUpWait = 2 * time.Second
+)
+
+// forwardClient carries forwarded writes to the leader.
+var forwardClient = &http.Client{Timeout: 60 * time.Second}
+
+// leaderOnly wraps a write handler: on the leader it runs h; on a follower
+// it proxies the request to the leader's HTTP API.
+func (a *Agent) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.node.raft.State() == raft.Leader {
+			h(w, r)
+			return
+		}
+		if r.Header.Get(headerForwarded) != "" {
+			writeError(w, ErrNotLeader)
+			return
+		}
+		a.forward(w, r)
+	}
+}
+
+// leaderHTTP returns the leader's HTTP address, waiting up to leaderWait
+// for one to be elected.
+func (a *Agent) leaderHTTP(ctx context.Context) (string, error) {
+	deadline := time.Now().Add(leaderWait)
+	for {
+		if _, id := a.node.raft.LeaderWithID(); id != "" {
+			if string(id) == a.nodeID {
+				return a.httpAddr, nil
+			}
+			if addr, ok := a.httpAddrOf(string(id)); ok {
+				return addr, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", ErrNoLeader
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+}
+
+// forward proxies r to the leader and copies the answer back.
+func (a *Agent) forward(w http.ResponseWriter, r *http.Request) {
+	addr, err := a.leaderHTTP(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	url := "http://" + addr + r.URL.RequestURI()
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, url, r.Body)
+	if err != nil {
+		writeError(w, fmt.Errorf("forward to leader: %w", err))
+		return
+	}
+	req.Header = r.Header.Clone()
+	req.Header.Set(headerForwarded, a.nodeID)
+	resp, err := forwardClient.Do(req)
+	if err != nil {
+		writeError(w, fmt.Errorf("forward to leader at %s: %w: %w", addr, err, ErrNoLeader))
+		return
+	}
+	defer resp.Body.Close()
+	if idx, err := strconv.ParseUint(resp.Header.Get(headerIndex), 10, 64); err == nil && resp.StatusCode < 300 {
+		ctx, cancel := context.WithTimeout(r.Context(), catchUpWait)
+		waitFor(ctx, a.store, catchUpWait, func() bool { return a.store.Index() >= idx })
+		cancel()
+	}
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+}

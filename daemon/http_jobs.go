@@ -1,0 +1,232 @@
+package daemon
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/corral-dev/corral/daemon/api"
+	"github.com/corral-dev/corral/queue"
+	"github.com/oklog/ulid/v2"
+)
+
+// submitBody accepts one job or the batch form {"jobs": [...]}.
+type submitBody struct {
+	api.JobRequest
+	Jobs []api.JobRequest `json:"jobs"`
+}
+
+// handleSubmit serves POST /v1/jobs (leader only).
+func (a *Agent) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	var body submitBody
+	if err := decodeBody(w, r, int64(a.cfg.Limits.MaxRequestBytes), &body); err != nil {
+		writeError(w, err)
+		return
+	}
+	batch := body.Jobs != nil
+	reqs := body.Jobs
+	if !batch {
+		reqs = []api.JobRequest{body.JobRequest}
+	} else if body.Plugin != "" || len(body.Payload) > 0 {
+		writeError(w, badRequest("send either one job or {\"jobs\": [...]}, not both"))
+		return
+	}
+	if len(reqs) == 0 {
+		writeError(w, badRequest("no jobs in request"))
+		return
+	}
+	now := time.Now().UTC()
+	cmd := &queue.Submit{IDs: make([]string, len(reqs)), Specs: make([]queue.Spec, len(reqs))}
+	for i := range reqs {
+		spec, err := specFromRequest(&reqs[i], now)
+		if err == nil {
+			err = a.checkLimits(&spec)
+		}
+		if err == nil {
+			err = queue.ValidateSpec(&spec)
+		}
+		if err != nil {
+			if batch {
+				err = fmt.Errorf("jobs[%d]: %w", i, err)
+			}
+			writeError(w, err) // nothing is applied when any job is bad
+			return
+		}
+		cmd.Specs[i] = spec
+		cmd.IDs[i] = ulid.Make().String()
+	}
+	res, index, err := a.applier.Apply(r.Context(), cmd)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := api.SubmitResponse{Index: index}
+	if !batch {
+		s := res.Submitted[0]
+		if s.Err != nil {
+			writeError(w, s.Err)
+			return
+		}
+		out.ID, out.Existing = s.ID, s.Existing
+		writeJSON(w, http.StatusOK, out, index)
+		return
+	}
+	out.Jobs = make([]api.SubmittedJob, len(res.Submitted))
+	for i, s := range res.Submitted {
+		out.Jobs[i] = api.SubmittedJob{ID: s.ID, Existing: s.Existing}
+		if s.Err != nil {
+			out.Jobs[i].Error = s.Err.Error()
+		}
+	}
+	writeJSON(w, http.StatusOK, out, index)
+}
+
+// checkLimits enforces the node's size limits on a spec.
+func (a *Agent) checkLimits(spec *queue.Spec) error {
+	if max := a.cfg.Limits.MaxPayloadBytes; max > 0 && len(spec.Payload) > max {
+		return &httpError{code: http.StatusRequestEntityTooLarge,
+			err: fmt.Errorf("payload of %d bytes exceeds the %d-byte limit (limits.max_payload_bytes); store large data elsewhere and pass a reference", len(spec.Payload), max)}
+	}
+	return nil
+}
+
+// handleGetJob serves GET /v1/jobs/{id}; with ?index=N it blocks until
+// the job's own index passes N.
+func (a *Agent) handleGetJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	minIndex, wait, blocking, err := blockingQuery(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	job, ok := a.store.Get(id)
+	if blocking && (!ok || job.Index <= minIndex) {
+		waitFor(r.Context(), a.store, wait, func() bool {
+			job, ok = a.store.Get(id)
+			return !ok || job.Index > minIndex
+		})
+	}
+	if !ok {
+		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
+		return
+	}
+	out := toAPIJob(job)
+	a.annotate(r.Context(), job, &out)
+	writeJSON(w, http.StatusOK, out, job.Index)
+}
+
+// handleListJobs serves GET /v1/jobs?queue=&state=&limit=.
+func (a *Agent) handleListJobs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := queue.Filter{Queue: q.Get("queue")}
+	if s := q.Get("state"); s != "" {
+		st, err := queue.ParseState(s)
+		if err != nil {
+			writeError(w, badRequest("state: %v", err))
+			return
+		}
+		f.State = st
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			writeError(w, badRequest("limit=%q: must be a non-negative integer", s))
+			return
+		}
+		f.Limit = n
+	}
+	minIndex, wait, blocking, err := blockingQuery(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if blocking {
+		waitFor(r.Context(), a.store, wait, func() bool { return a.store.Index() > minIndex })
+	}
+	index := a.store.Index()
+	jobs := a.store.List(f)
+	out := api.JobList{Jobs: make([]api.Job, len(jobs)), Index: index}
+	for i, j := range jobs {
+		out.Jobs[i] = toAPIJob(j)
+	}
+	writeJSON(w, http.StatusOK, out, index)
+}
+
+// handleCancel serves DELETE /v1/jobs/{id} (leader only).
+func (a *Agent) handleCancel(w http.ResponseWriter, r *http.Request) {
+	a.applyJobCommand(w, r, &queue.Cancel{ID: r.PathValue("id")})
+}
+
+// handleRetry serves POST /v1/jobs/{id}/retry (leader only).
+func (a *Agent) handleRetry(w http.ResponseWriter, r *http.Request) {
+	a.applyJobCommand(w, r, &queue.Retry{ID: r.PathValue("id")})
+}
+
+func (a *Agent) applyJobCommand(w http.ResponseWriter, r *http.Request, cmd queue.Command) {
+	res, index, err := a.applier.Apply(r.Context(), cmd)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		writeError(w, fmt.Errorf("job %s: %w", r.PathValue("id"), err))
+		return
+	}
+	writeJSON(w, http.StatusOK, toAPIJob(res.Job), index)
+}
+
+// handleQueues serves GET /v1/queues.
+func (a *Agent) handleQueues(w http.ResponseWriter, r *http.Request) {
+	minIndex, wait, blocking, err := blockingQuery(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if blocking {
+		waitFor(r.Context(), a.store, wait, func() bool { return a.store.Index() > minIndex })
+	}
+	index := a.store.Index()
+	qs := a.store.Queues()
+	out := api.QueueList{Queues: make([]api.Queue, 0, len(qs)), Index: index}
+	for _, q := range qs {
+		aq := api.Queue{
+			Name:        q.Name,
+			Paused:      q.Config.Paused,
+			Concurrency: q.Config.Concurrency,
+			MaxAttempts: q.Config.MaxAttempts,
+			Retention:   api.Duration(q.Config.Retention),
+			Counts:      map[string]int{},
+		}
+		if aq.MaxAttempts == 0 {
+			aq.MaxAttempts = queue.DefaultMaxAttempts
+		}
+		if aq.Retention == 0 {
+			aq.Retention = api.Duration(queue.DefaultRetention)
+		}
+		for st, n := range q.Counts {
+			aq.Counts[st.String()] = n
+		}
+		out.Queues = append(out.Queues, aq)
+	}
+	writeJSON(w, http.StatusOK, out, index)
+}
+
+// handlePause serves POST /v1/queues/{name}/pause and .../resume.
+func (a *Agent) handlePause(paused bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		cmd := &queue.SetQueue{Name: name, Fields: queue.FieldPaused, Config: queue.QueueConfig{Paused: paused}}
+		res, index, err := a.applier.Apply(r.Context(), cmd)
+		if err == nil {
+			err = res.Err
+		}
+		if err != nil {
+			writeError(w, fmt.Errorf("queue %s: %w", name, err))
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"name": name, "paused": paused}, index)
+	}
+}

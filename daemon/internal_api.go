@@ -1,0 +1,207 @@
+package daemon
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/corral-dev/corral/queue"
+	"github.com/hashicorp/raft"
+)
+
+// The node-to-leader protocol of the dispatcher. These endpoints live under
+// /v1/internal/ and are served by the leader only (followers answer 503 and
+// the dispatcher re-resolves the leader).
+
+// pollRequest asks the leader for work (long poll).
+type pollRequest struct {
+	Node string            `json:"node"`
+	Tags map[string]string `json:"tags,omitempty"`
+	// Slots is the free capacity per plugin.
+	Slots map[string]int `json:"slots"`
+	// Running lists the leases the node holds, so the leader can tell it at
+	// once which to abort (cancel requested, lease lost).
+	Running []queue.LeaseRef `json:"running,omitempty"`
+	// WaitMS bounds the long poll.
+	WaitMS   int64 `json:"wait_ms"`
+	LeaseTTL int64 `json:"lease_ttl_ms,omitempty"`
+}
+
+// pollResponse carries granted leases and aborts.
+type pollResponse struct {
+	Leases []wireLease    `json:"leases,omitempty"`
+	Abort  []queue.Abort `json:"abort,omitempty"`
+}
+
+// wireLease is a lease with the job fields a node needs to run it.
+type wireLease struct {
+	ID      string        `json:"id"`
+	Token   uint64        `json:"token"`
+	Attempt int           `json:"attempt"`
+	Queue   string        `json:"queue"`
+	Plugin  string        `json:"plugin"`
+	Payload []byte        `json:"payload,omitempty"`
+	Timeout time.Duration `json:"timeout"`
+}
+
+// heartbeatRequest renews a node's leases. Restarted asks the leader to
+// first end every lease the node held before it restarted.
+type heartbeatRequest struct {
+	Node      string           `json:"node"`
+	Leases    []queue.LeaseRef `json:"leases"`
+	LeaseTTL  int64            `json:"lease_ttl_ms"`
+	Restarted bool             `json:"restarted,omitempty"`
+}
+
+type heartbeatResponse struct {
+	Abort []queue.Abort `json:"abort,omitempty"`
+}
+
+// completeRequest reports finished attempts.
+type completeRequest struct {
+	Node    string         `json:"node"`
+	Reports []queue.Report `json:"reports"`
+}
+
+// completeResponse has one error string ("" = accepted) per report.
+type completeResponse struct {
+	Errors []string `json:"errors"`
+}
+
+// internalOnLeader rejects internal calls on a follower.
+func (a *Agent) internalOnLeader(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.node.raft.State() != raft.Leader {
+			writeError(w, ErrNotLeader)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// handlePoll serves POST /v1/internal/poll: claims jobs for the node's free
+// slots, or waits for work (or an abort) up to WaitMS.
+func (a *Agent) handlePoll(w http.ResponseWriter, r *http.Request) {
+	var req pollRequest
+	if err := decodeBody(w, r, 16<<20, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Node == "" {
+		writeError(w, badRequest("poll without node name"))
+		return
+	}
+	wait := min(time.Duration(req.WaitMS)*time.Millisecond, time.Minute)
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	for {
+		_, changed := a.store.Watch()
+		resp := pollResponse{Abort: a.abortsFor(req.Node, req.Running)}
+		if a.claimable(req.Slots) {
+			res, _, err := a.applier.Apply(context.WithoutCancel(r.Context()), &queue.Claim{
+				Node: req.Node, Tags: req.Tags, Slots: req.Slots,
+				LeaseTTL: time.Duration(req.LeaseTTL) * time.Millisecond,
+			})
+			if err = firstErr(err, res.Err); err != nil {
+				writeError(w, err)
+				return
+			}
+			for _, l := range res.Leases {
+				resp.Leases = append(resp.Leases, wireLease{
+					ID: l.Job.ID, Token: l.Token, Attempt: l.Job.Attempt, Queue: l.Job.Queue,
+					Plugin: l.Job.Plugin, Payload: l.Job.Payload, Timeout: l.Job.Timeout,
+				})
+			}
+		}
+		if len(resp.Leases) > 0 || len(resp.Abort) > 0 {
+			writeJSON(w, http.StatusOK, resp, 0)
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			writeJSON(w, http.StatusOK, resp, 0)
+			return
+		}
+	}
+}
+
+// claimable reports whether a Claim for these slots could grant anything,
+// so idle polls don't write empty claims to raft.
+func (a *Agent) claimable(slots map[string]int) bool {
+	queued := a.store.QueuedByPlugin()
+	for p, n := range slots {
+		if n > 0 && queued[p] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// abortsFor checks a node's leases against the local (leader) state
+// without writing: a lease whose job was cancelled, re-leased or removed
+// must stop.
+func (a *Agent) abortsFor(node string, leases []queue.LeaseRef) []queue.Abort {
+	var out []queue.Abort
+	for _, l := range leases {
+		j, ok := a.store.Get(l.ID)
+		switch {
+		case !ok:
+			out = append(out, queue.Abort{ID: l.ID, Token: l.Token, Reason: "job no longer exists"})
+		case j.State != queue.StateRunning || j.Token != l.Token || j.Node != node:
+			out = append(out, queue.Abort{ID: l.ID, Token: l.Token, Reason: "lease lost: a newer attempt owns the job"})
+		case j.CancelRequested:
+			out = append(out, queue.Abort{ID: l.ID, Token: l.Token, Reason: "cancelled"})
+		}
+	}
+	return out
+}
+
+// handleHeartbeat serves POST /v1/internal/heartbeat.
+func (a *Agent) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
+	var req heartbeatRequest
+	if err := decodeBody(w, r, 16<<20, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	ctx := context.WithoutCancel(r.Context())
+	if req.Restarted {
+		res, _, err := a.applier.Apply(ctx, &queue.FailNode{Node: req.Node, Reason: "node restarted"})
+		if err = firstErr(err, res.Err); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	res, _, err := a.applier.Apply(ctx, &queue.Heartbeat{
+		Node: req.Node, Leases: req.Leases, LeaseTTL: time.Duration(req.LeaseTTL) * time.Millisecond,
+	})
+	if err = firstErr(err, res.Err); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, heartbeatResponse{Abort: res.Abort}, 0)
+}
+
+// handleComplete serves POST /v1/internal/complete.
+func (a *Agent) handleComplete(w http.ResponseWriter, r *http.Request) {
+	var req completeRequest
+	if err := decodeBody(w, r, 64<<20, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	for i := range req.Reports {
+		req.Reports[i].Node = req.Node
+	}
+	res, _, err := a.applier.Apply(context.WithoutCancel(r.Context()), &queue.Complete{Reports: req.Reports})
+	if err = firstErr(err, res.Err); err != nil {
+		writeError(w, err)
+		return
+	}
+	out := completeResponse{Errors: make([]string, len(req.Reports))}
+	for i, e := range res.Reports {
+		if e != nil && i < len(out.Errors) {
+			out.Errors[i] = e.Error()
+		}
+	}
+	writeJSON(w, http.StatusOK, out, 0)
+}

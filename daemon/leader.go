@@ -1,0 +1,172 @@
+package daemon
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/corral-dev/corral/queue"
+	"github.com/hashicorp/raft"
+)
+
+const (
+	// minTickGap keeps the reaper from spinning if a deadline does not move.
+	minTickGap = 50 * time.Millisecond
+	// idleTick bounds how long the reaper sleeps with nothing due.
+	idleTick = 30 * time.Second
+)
+
+// monitorLeadership is the one goroutine that watches leadership: it runs
+// exactly one leader loop while this node leads and stops it on loss.
+func (a *Agent) monitorLeadership(ctx context.Context) {
+	var (
+		stop context.CancelFunc
+		wg   sync.WaitGroup
+	)
+	stopLeader := func() {
+		if stop != nil {
+			stop()
+			wg.Wait()
+			stop = nil
+			a.logger.Info("leader loop stopped")
+		}
+	}
+	defer stopLeader()
+	for {
+		select {
+		case isLeader := <-a.node.raft.LeaderCh():
+			switch {
+			case isLeader && stop == nil:
+				lctx, cancel := context.WithCancel(ctx)
+				stop = cancel
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					a.leaderLoop(lctx)
+				}()
+			case !isLeader:
+				stopLeader()
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// leaderLoop runs the leader's duties. It first issues a Barrier so the
+// FSM holds every committed entry, then starts leader-only work; all
+// leader state is rebuilt from the FSM here, never carried over.
+func (a *Agent) leaderLoop(ctx context.Context) {
+	a.logger.Info("cluster leadership acquired")
+	backoff := 100 * time.Millisecond
+	for {
+		if err := a.node.raft.Barrier(applyTimeout).Error(); err == nil {
+			break
+		} else {
+			a.logger.Warn("barrier failed; retrying", "error", err)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		if backoff < 2*time.Second {
+			backoff *= 2
+		}
+	}
+	if a.node.raft.State() != raft.Leader {
+		return
+	}
+	a.syncQueueConfig(ctx)
+	if a.membership != nil {
+		a.membership.LeaderStart()
+		defer a.membership.LeaderStop()
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.runReaper(ctx)
+	}()
+	<-ctx.Done()
+	wg.Wait()
+}
+
+// syncQueueConfig replicates the queue settings of this node's config
+// (max_attempts, concurrency, retention) where the FSM differs. Pauses are
+// runtime state and are left alone.
+func (a *Agent) syncQueueConfig(ctx context.Context) {
+	current := map[string]queue.QueueConfig{}
+	for _, q := range a.store.Queues() {
+		current[q.Name] = q.Config
+	}
+	for name, qc := range a.cfg.Queues {
+		cur, ok := current[name]
+		want := queue.QueueConfig{MaxAttempts: qc.MaxAttempts, Concurrency: qc.Concurrency, Retention: qc.Retention}
+		if ok && cur.MaxAttempts == want.MaxAttempts && cur.Concurrency == want.Concurrency && cur.Retention == want.Retention {
+			continue
+		}
+		cmd := &queue.SetQueue{Name: name, Fields: queue.FieldMaxAttempts | queue.FieldConcurrency | queue.FieldRetention, Config: want}
+		if res, _, err := a.applier.Apply(ctx, cmd); err != nil || res.Err != nil {
+			a.logger.Warn("cannot apply queue config", "queue", name, "error", firstErr(err, res.Err))
+		}
+	}
+}
+
+// runReaper issues the timed commands: lease expiry, retention purge and
+// (through any entry's Now) promotion of due scheduled jobs. It sleeps
+// until the store's next deadline or the next change.
+func (a *Agent) runReaper(ctx context.Context) {
+	var last time.Time
+	for {
+		_, changed := a.store.Watch()
+		due := a.store.NextDeadline()
+		now := time.Now()
+		if !due.IsZero() && !due.After(now) && now.Sub(last) >= minTickGap {
+			last = now
+			a.tick(ctx)
+			continue
+		}
+		wait := idleTick
+		if !due.IsZero() {
+			wait = max(due.Sub(now), minTickGap)
+		}
+		timer := time.NewTimer(min(wait, idleTick))
+		select {
+		case <-timer.C:
+		case <-changed:
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		}
+		timer.Stop()
+	}
+}
+
+// tick applies one ExpireLeases and one Purge (the applier packs them into
+// one entry); the entry's Now also promotes due scheduled jobs.
+func (a *Agent) tick(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, cmd := range []queue.Command{&queue.ExpireLeases{}, &queue.Purge{}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, _, err := a.applier.Apply(ctx, cmd)
+			if err = firstErr(err, res.Err); err != nil {
+				a.logger.Warn("reaper command failed", "kind", cmd.Kind(), "error", err)
+			} else if res.Count > 0 {
+				a.logger.Info("reaper", "kind", cmd.Kind(), "jobs", res.Count)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}

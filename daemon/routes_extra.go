@@ -1,0 +1,16 @@
+package daemon
+
+import "net/http"
+
+// registerExtraRoutes adds the endpoints of the plugin and membership
+// subsystems and the node-to-leader protocol.
+func (a *Agent) registerExtraRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/jobs/{id}/logs", a.handleLogs)
+	mux.HandleFunc("GET /v1/plugins", a.handlePlugins)
+	mux.HandleFunc("POST /v1/internal/poll", a.internalOnLeader(a.handlePoll))
+	mux.HandleFunc("POST /v1/internal/heartbeat", a.internalOnLeader(a.handleHeartbeat))
+	mux.HandleFunc("POST /v1/internal/complete", a.internalOnLeader(a.handleComplete))
+	mux.HandleFunc("GET /v1/internal/progress/{id}", a.handleProgress)
+	mux.HandleFunc("GET /v1/internal/stats", a.handleStats)
+	mux.HandleFunc("GET /v1/members", a.handleMembers)
+}

@@ -1,0 +1,189 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/status"
+
+	"github.com/corral-dev/corral/plugins/proto"
+	"github.com/corral-dev/corral/plugins/sdk"
+)
+
+// process is one running plugin process.
+type process struct {
+	client  *plugin.Client
+	rpc     proto.WorkerClient
+	pid     int
+	started time.Time
+}
+
+// exited reports whether the process has ended.
+func (p *process) exited() bool { return p.client.Exited() }
+
+// launch starts the plugin process, completes the handshake, fingerprints
+// it and configures it. The error is one line, meant for Status.Error.
+func (i *instance) launch(ctx context.Context) (*process, sdk.Info, error) {
+	ctx, cancel := context.WithTimeout(ctx, i.startTimeout)
+	defer cancel()
+
+	// The process lives until procCtx ends (Manager.Close), not ctx.
+	cmd := exec.CommandContext(i.procCtx, i.path, i.args...)
+	var secure *plugin.SecureConfig
+	if i.checksum != nil {
+		secure = &plugin.SecureConfig{Checksum: i.checksum, Hash: sha256.New()}
+	}
+	stderr := &tailWriter{}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{sdk.APIVersion: {sdk.PluginName: &sdk.GRPCPlugin{}}},
+		Cmd:              cmd,
+		SecureConfig:     secure,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Managed:          true,
+		StartTimeout:     i.startTimeout,
+		Logger:           i.logger,
+		Stderr:           stderr,
+		SyncStdout:       &logWriter{logger: i.logger, level: hclog.Warn, msg: "plugin wrote to stdout; plugins must log to stderr"},
+		SyncStderr:       &logWriter{logger: i.logger, level: hclog.Info, msg: "plugin stderr"},
+	})
+	fail := func(err error) (*process, sdk.Info, error) {
+		client.Kill()
+		return nil, sdk.Info{}, err
+	}
+
+	rpcClient, err := client.Client()
+	if err != nil {
+		client.Kill() // also waits until the plugin's stderr is read
+		return nil, sdk.Info{}, describeStartError(err, stderr.firstPlain())
+	}
+	raw, err := rpcClient.Dispense(sdk.PluginName)
+	if err != nil {
+		return fail(oneLine(fmt.Errorf("dispensing the worker: %w", err)))
+	}
+	worker, ok := raw.(proto.WorkerClient)
+	if !ok {
+		return fail(fmt.Errorf("dispensed %T, not a worker client", raw))
+	}
+	resp, err := worker.Info(ctx, &proto.Empty{})
+	if err != nil {
+		return fail(oneLine(fmt.Errorf("fingerprint (Info) failed: %s", status.Convert(err).Message())))
+	}
+	if resp.GetApiVersion() != sdk.APIVersion {
+		return fail(fmt.Errorf("plugin implements worker API version %d; this corral supports %d", resp.GetApiVersion(), sdk.APIVersion))
+	}
+	if _, err := worker.Configure(ctx, &proto.ConfigureRequest{ConfigJson: i.config}); err != nil {
+		return fail(oneLine(fmt.Errorf("configure: %s", status.Convert(err).Message())))
+	}
+	pid, _ := strconv.Atoi(client.ID())
+	info := sdk.Info{Name: resp.GetName(), Version: resp.GetVersion(), Description: resp.GetDescription()}
+	return &process{client: client, rpc: worker, pid: pid, started: time.Now()}, info, nil
+}
+
+// describeStartError turns go-plugin's multi-line start errors into one line
+// that says what is wrong with the plugin.
+func describeStartError(err error, stderrLine string) error {
+	msg := err.Error()
+	withStderr := func(s string) error {
+		if stderrLine != "" {
+			s += fmt.Sprintf(" (stderr: %q)", stderrLine)
+		}
+		return errors.New(s)
+	}
+	const unrecognized = "Unrecognized remote plugin message: "
+	switch {
+	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
+		return errors.New("checksum mismatch: the executable's sha256 differs from the configured checksum")
+	case strings.HasPrefix(msg, unrecognized):
+		first, _, _ := strings.Cut(strings.TrimPrefix(msg, unrecognized), "\n")
+		if first != "" {
+			return fmt.Errorf("plugin wrote %q to stdout instead of the go-plugin handshake; plugins must log to stderr", first)
+		}
+		return withStderr("plugin exited before the handshake: not a Corral plugin, or built with another magic cookie")
+	case strings.Contains(msg, "plugin exited before we could connect"):
+		return withStderr("plugin exited before the handshake: not a Corral plugin, or built with another magic cookie")
+	case strings.Contains(msg, "timeout while waiting for plugin to start"):
+		return withStderr("plugin did not complete the go-plugin handshake in time")
+	case strings.Contains(strings.ToLower(msg), "incompatible api version"):
+		return oneLine(fmt.Errorf("incompatible plugin protocol version: %s", msg))
+	}
+	return oneLine(fmt.Errorf("starting plugin: %w", err))
+}
+
+// oneLine flattens err's message to a single line.
+func oneLine(err error) error {
+	msg := strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+	return errors.New(msg)
+}
+
+// tailWriter keeps the last lines a plugin wrote to its real stderr, to
+// explain a failed start.
+type tailWriter struct {
+	mu    sync.Mutex
+	lines []string
+	part  []byte
+}
+
+// maxTail is how many stderr lines tailWriter keeps.
+const maxTail = 16
+
+// Write implements io.Writer.
+func (w *tailWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.part = append(w.part, p...)
+	for {
+		i := bytes.IndexByte(w.part, '\n')
+		if i < 0 {
+			break
+		}
+		w.lines = append(w.lines, string(w.part[:i]))
+		w.part = w.part[i+1:]
+		if len(w.lines) > maxTail {
+			w.lines = w.lines[1:]
+		}
+	}
+	if len(w.part) > 4096 {
+		w.part = w.part[:0]
+	}
+	return len(p), nil
+}
+
+// firstPlain returns the first kept line that is not an hclog JSON entry.
+func (w *tailWriter) firstPlain() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, l := range w.lines {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "{") {
+			return l
+		}
+	}
+	return ""
+}
+
+// logWriter logs each line written to it.
+type logWriter struct {
+	logger hclog.Logger
+	level  hclog.Level
+	msg    string
+}
+
+// Write implements io.Writer.
+func (w *logWriter) Write(p []byte) (int, error) {
+	for line := range strings.SplitSeq(strings.TrimRight(string(p), "\n"), "\n") {
+		w.logger.Log(w.level, w.msg, "line", line)
+	}
+	return len(p), nil
+}

@@ -1,0 +1,520 @@
+package queue
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Entry wire format, version 1:
+//
+//	entry   = 0x01 now:varint ncmds:uvarint cmd*
+//	cmd     = kind:byte body            (body per command, see appendCommand)
+//	string  = len:uvarint bytes         (bytes likewise)
+//	time    = unix-nanos:varint         (0 is the zero time)
+//	map     = n:uvarint (key value)*    (keys sorted, unique)
+//
+// Integers are varints, counts and tokens uvarints. Decode accepts only the
+// canonical encoding (minimal varints, sorted map keys, bools 0 or 1, no
+// trailing bytes), so Encode(Decode(x)) == x for every accepted x.
+const formatV1 byte = 1
+
+// Encode serializes an entry for the raft log. It fails for an entry
+// without a time (Now must be set by the leader) and for an unknown or nil
+// command.
+func Encode(e Entry) ([]byte, error) {
+	if nanos(e.Now) == 0 {
+		return nil, fmt.Errorf("%w: entry has no time", ErrBadCommand)
+	}
+	b := make([]byte, 0, sizeHint(e))
+	b = append(b, formatV1)
+	b = binary.AppendVarint(b, nanos(e.Now))
+	b = binary.AppendUvarint(b, uint64(len(e.Cmds)))
+	for i, c := range e.Cmds {
+		var err error
+		if b, err = appendCommand(b, c); err != nil {
+			return nil, fmt.Errorf("encode command %d: %w", i, err)
+		}
+	}
+	return b, nil
+}
+
+// Decode parses an entry written by Encode. Malformed input returns an
+// error wrapping ErrBadCommand, never panics.
+func Decode(data []byte) (Entry, error) {
+	return decodeEntry(data, nil)
+}
+
+// decodeEntry decodes with an optional read-only interning table, so the
+// names of a replicated entry share the store's strings.
+func decodeEntry(data []byte, names map[string]string) (Entry, error) {
+	if len(data) == 0 || data[0] != formatV1 {
+		return Entry{}, fmt.Errorf("%w: unknown format version", ErrBadCommand)
+	}
+	d := decoder{b: data[1:], names: names}
+	e := Entry{Now: d.time()}
+	if e.Now.IsZero() && d.err == nil {
+		d.fail("entry has no time")
+	}
+	n := d.count(1)
+	if n > 0 {
+		e.Cmds = make([]Command, 0, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		e.Cmds = append(e.Cmds, d.command())
+	}
+	d.end()
+	if d.err != nil {
+		return Entry{}, d.err
+	}
+	return e, nil
+}
+
+func sizeHint(e Entry) int {
+	n := 16
+	for _, c := range e.Cmds {
+		n += 16
+		switch c := c.(type) {
+		case *Submit:
+			if c != nil {
+				for i := range c.Specs {
+					n += 64 + len(c.Specs[i].Payload) + len(c.Specs[i].Queue) + len(c.Specs[i].Plugin) + len(c.Specs[i].UniqueKey)
+				}
+				n += 28 * len(c.IDs)
+			}
+		case *Complete:
+			if c != nil {
+				for i := range c.Reports {
+					n += 64 + len(c.Reports[i].Result) + len(c.Reports[i].Error)
+				}
+			}
+		case *Heartbeat:
+			if c != nil {
+				n += 40 * len(c.Leases)
+			}
+		}
+	}
+	return n
+}
+
+func appendCommand(b []byte, c Command) ([]byte, error) {
+	switch c := c.(type) {
+	case *Submit:
+		if c == nil {
+			break
+		}
+		b = append(b, byte(KindSubmit))
+		b = binary.AppendUvarint(b, uint64(len(c.IDs)))
+		for _, id := range c.IDs {
+			b = appendString(b, id)
+		}
+		b = binary.AppendUvarint(b, uint64(len(c.Specs)))
+		for i := range c.Specs {
+			b = appendSpec(b, &c.Specs[i])
+		}
+		return b, nil
+	case *Claim:
+		if c == nil {
+			break
+		}
+		b = append(b, byte(KindClaim))
+		b = appendString(b, c.Node)
+		b = appendStringMap(b, c.Tags)
+		b = appendIntMap(b, c.Slots)
+		b = binary.AppendVarint(b, int64(c.LeaseTTL))
+		return b, nil
+	case *Heartbeat:
+		if c == nil {
+			break
+		}
+		b = append(b, byte(KindHeartbeat))
+		b = appendString(b, c.Node)
+		b = binary.AppendUvarint(b, uint64(len(c.Leases)))
+		for _, l := range c.Leases {
+			b = appendString(b, l.ID)
+			b = binary.AppendUvarint(b, l.Token)
+		}
+		b = binary.AppendVarint(b, int64(c.LeaseTTL))
+		return b, nil
+	case *Complete:
+		if c == nil {
+			break
+		}
+		b = append(b, byte(KindComplete))
+		b = binary.AppendUvarint(b, uint64(len(c.Reports)))
+		for i := range c.Reports {
+			r := &c.Reports[i]
+			b = appendString(b, r.ID)
+			b = binary.AppendUvarint(b, r.Token)
+			b = appendString(b, r.Node)
+			b = append(b, byte(r.Outcome))
+			b = appendBytes(b, r.Result)
+			b = appendString(b, r.Error)
+			b = appendBool(b, r.NonRetryable)
+		}
+		return b, nil
+	case *Cancel:
+		if c == nil {
+			break
+		}
+		b = append(b, byte(KindCancel))
+		return appendString(b, c.ID), nil
+	case *Retry:
+		if c == nil {
+			break
+		}
+		b = append(b, byte(KindRetry))
+		return appendString(b, c.ID), nil
+	case *SetQueue:
+		if c == nil {
+			break
+		}
+		b = append(b, byte(KindSetQueue))
+		b = appendString(b, c.Name)
+		b = append(b, byte(c.Fields))
+		return appendQueueConfig(b, &c.Config), nil
+	case *FailNode:
+		if c == nil {
+			break
+		}
+		b = append(b, byte(KindFailNode))
+		b = appendString(b, c.Node)
+		return appendString(b, c.Reason), nil
+	case *ExpireLeases:
+		return append(b, byte(KindExpireLeases)), nil
+	case *Purge:
+		if c == nil {
+			break
+		}
+		b = append(b, byte(KindPurge))
+		return binary.AppendVarint(b, int64(c.Limit)), nil
+	}
+	return b, fmt.Errorf("%w: unknown command %T", ErrBadCommand, c)
+}
+
+func (d *decoder) command() Command {
+	switch Kind(d.byte()) {
+	case KindSubmit:
+		c := &Submit{}
+		if n := d.count(1); n > 0 {
+			c.IDs = make([]string, n)
+			for i := range c.IDs {
+				c.IDs[i] = d.str()
+			}
+		}
+		if n := d.count(minSpecSize); n > 0 {
+			c.Specs = make([]Spec, n)
+			for i := range c.Specs {
+				d.spec(&c.Specs[i])
+			}
+		}
+		return c
+	case KindClaim:
+		return &Claim{Node: d.name(), Tags: d.stringMap(), Slots: d.intMap(), LeaseTTL: d.dur()}
+	case KindHeartbeat:
+		c := &Heartbeat{Node: d.name()}
+		if n := d.count(2); n > 0 {
+			c.Leases = make([]LeaseRef, n)
+			for i := range c.Leases {
+				c.Leases[i] = LeaseRef{ID: d.str(), Token: d.uvarint()}
+			}
+		}
+		c.LeaseTTL = d.dur()
+		return c
+	case KindComplete:
+		c := &Complete{}
+		if n := d.count(7); n > 0 {
+			c.Reports = make([]Report, n)
+			for i := range c.Reports {
+				r := &c.Reports[i]
+				r.ID = d.str()
+				r.Token = d.uvarint()
+				r.Node = d.name()
+				r.Outcome = Outcome(d.byte())
+				r.Result = d.bytes()
+				r.Error = d.str()
+				r.NonRetryable = d.bool()
+			}
+		}
+		return c
+	case KindCancel:
+		return &Cancel{ID: d.str()}
+	case KindRetry:
+		return &Retry{ID: d.str()}
+	case KindSetQueue:
+		c := &SetQueue{Name: d.name(), Fields: QueueField(d.byte())}
+		d.queueConfig(&c.Config)
+		return c
+	case KindFailNode:
+		return &FailNode{Node: d.name(), Reason: d.str()}
+	case KindExpireLeases:
+		return &ExpireLeases{}
+	case KindPurge:
+		return &Purge{Limit: d.int()}
+	}
+	d.fail("unknown command kind")
+	return nil
+}
+
+// minSpecSize is the fewest bytes an encoded Spec takes.
+const minSpecSize = 10
+
+func appendSpec(b []byte, sp *Spec) []byte {
+	b = appendString(b, sp.Queue)
+	b = appendString(b, sp.Plugin)
+	b = appendBytes(b, sp.Payload)
+	b = binary.AppendVarint(b, int64(sp.Priority))
+	b = binary.AppendVarint(b, int64(sp.MaxAttempts))
+	b = binary.AppendVarint(b, int64(sp.Timeout))
+	b = appendTime(b, sp.RunAt)
+	b = appendString(b, sp.UniqueKey)
+	b = binary.AppendVarint(b, int64(sp.UniqueFor))
+	return appendStringMap(b, sp.Constraints)
+}
+
+func (d *decoder) spec(sp *Spec) {
+	sp.Queue = d.name()
+	sp.Plugin = d.name()
+	sp.Payload = d.bytes()
+	sp.Priority = d.int()
+	sp.MaxAttempts = d.int()
+	sp.Timeout = d.dur()
+	sp.RunAt = d.time()
+	sp.UniqueKey = d.str()
+	sp.UniqueFor = d.dur()
+	sp.Constraints = d.nameMap()
+}
+
+func appendQueueConfig(b []byte, c *QueueConfig) []byte {
+	b = appendBool(b, c.Paused)
+	b = binary.AppendVarint(b, int64(c.Concurrency))
+	b = binary.AppendVarint(b, int64(c.MaxAttempts))
+	b = binary.AppendVarint(b, int64(c.Retention))
+	return binary.AppendVarint(b, int64(c.BackoffBase))
+}
+
+func (d *decoder) queueConfig(c *QueueConfig) {
+	c.Paused = d.bool()
+	c.Concurrency = d.int()
+	c.MaxAttempts = d.int()
+	c.Retention = d.dur()
+	c.BackoffBase = d.dur()
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendBytes(b, p []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(p)))
+	return append(b, p...)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	return binary.AppendVarint(b, nanos(t))
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func appendStringMap(b []byte, m map[string]string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(m)))
+	for _, k := range sortedKeys(m) {
+		b = appendString(b, k)
+		b = appendString(b, m[k])
+	}
+	return b
+}
+
+func appendIntMap(b []byte, m map[string]int) []byte {
+	b = binary.AppendUvarint(b, uint64(len(m)))
+	for _, k := range sortedKeys(m) {
+		b = appendString(b, k)
+		b = binary.AppendVarint(b, int64(m[k]))
+	}
+	return b
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// decoder reads the canonical encoding. After the first error every read
+// returns a zero value, so callers check d.err once at the end.
+type decoder struct {
+	b   []byte
+	err error
+	// names, if set, interns name fields; with add set unknown names are
+	// added (Restore builds a fresh table).
+	names map[string]string
+	add   bool
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrBadCommand, what)
+	}
+	d.b = nil
+}
+
+// end fails unless the input was consumed exactly.
+func (d *decoder) end() {
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.fail("truncated")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 || (n > 1 && d.b[n-1] == 0) {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	u := d.uvarint()
+	return int64(u>>1) ^ -int64(u&1)
+}
+
+func (d *decoder) int() int {
+	v := d.varint()
+	if int64(int(v)) != v {
+		d.fail("integer overflow")
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) dur() time.Duration { return time.Duration(d.varint()) }
+
+func (d *decoder) time() time.Time { return fromNanos(d.varint()) }
+
+func (d *decoder) bool() bool {
+	switch d.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail("bad bool")
+	return false
+}
+
+// count reads a element count and rejects counts that cannot fit in the
+// rest of the input at min bytes per element, which bounds allocations.
+func (d *decoder) count(min int) int {
+	v := d.uvarint()
+	if v > uint64(len(d.b)/min) {
+		d.fail("count exceeds input")
+		return 0
+	}
+	return int(v)
+}
+
+// raw returns the next length-prefixed field without copying.
+func (d *decoder) raw() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail("length exceeds input")
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+// bytes returns a copy of the next byte field (nil when empty), so decoded
+// values never alias the input buffer.
+func (d *decoder) bytes() []byte {
+	v := d.raw()
+	if len(v) == 0 {
+		return nil
+	}
+	return slices.Clone(v)
+}
+
+func (d *decoder) str() string { return string(d.raw()) }
+
+// name is str for low-cardinality strings (queue, plugin, node, tags),
+// interned through the table when one is set.
+func (d *decoder) name() string {
+	v := d.raw()
+	if d.names == nil || len(v) == 0 {
+		return string(v)
+	}
+	if s, ok := d.names[string(v)]; ok {
+		return s
+	}
+	s := string(v)
+	if d.add {
+		d.names[s] = s
+	}
+	return s
+}
+
+func (d *decoder) nameMap() map[string]string {
+	n := d.count(2)
+	if n == 0 {
+		return nil
+	}
+	m := make(map[string]string, n)
+	prev := ""
+	for i := 0; i < n; i++ {
+		k := d.name()
+		if i > 0 && k <= prev {
+			d.fail("map keys not sorted")
+			return nil
+		}
+		m[k] = d.name()
+		prev = k
+	}
+	return m
+}
+
+func (d *decoder) stringMap() map[string]string { return d.nameMap() }
+
+func (d *decoder) intMap() map[string]int {
+	n := d.count(2)
+	if n == 0 {
+		return nil
+	}
+	m := make(map[string]int, n)
+	prev := ""
+	for i := 0; i < n; i++ {
+		k := d.name()
+		if i > 0 && k <= prev {
+			d.fail("map keys not sorted")
+			return nil
+		}
+		m[k] = d.int()
+		prev = k
+	}
+	return m
+}

@@ -1,0 +1,55 @@
+package queue
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// A worker that lost its lease must not be able to finish the job: its late
+// report is fenced off by the token, and the new owner's report wins.
+func TestStaleFencingToken(t *testing.T) {
+	h := newHarness(t)
+	id := h.submit(Spec{Plugin: "p"})[0]
+	first := h.one(&Claim{Node: "n1", Slots: map[string]int{"p": 1}, LeaseTTL: 10 * time.Second}).Leases[0]
+
+	h.advance(10 * time.Second)
+	if r := h.one(&ExpireLeases{}); r.Count != 1 {
+		t.Fatalf("expired %d", r.Count)
+	}
+	h.now = h.job(id).RunAt
+	second := h.one(&Claim{Node: "n1", Slots: map[string]int{"p": 1}}).Leases[0]
+	if second.Token <= first.Token || second.Job.Attempt != 2 {
+		t.Fatalf("second lease %+v after %+v", second, first)
+	}
+
+	before := dump(h.s)
+	for _, late := range []Report{
+		{ID: id, Token: first.Token, Node: "n1", Outcome: OutcomeSucceeded, Result: []byte("late")},
+		{ID: id, Token: first.Token, Node: "n1", Outcome: OutcomeFailed, Error: "late", NonRetryable: true},
+		{ID: id, Token: second.Token, Node: "n2", Outcome: OutcomeSucceeded}, // right token, wrong node
+	} {
+		if err := h.one(&Complete{Reports: []Report{late}}).Reports[0]; !errors.Is(err, ErrStaleToken) {
+			t.Fatalf("late report %+v: err %v", late, err)
+		}
+	}
+	if r := h.one(&Heartbeat{Node: "n1", Leases: []LeaseRef{{ID: id, Token: first.Token}}}); len(r.Abort) != 1 {
+		t.Fatalf("stale heartbeat not aborted: %+v", r)
+	}
+	assertSameState(t, before, dump(h.s))
+
+	if err := h.report("n1", second, OutcomeSucceeded, "fresh"); err != nil {
+		t.Fatalf("current report: %v", err)
+	}
+	j := h.job(id)
+	if j.State != StateSucceeded || string(j.Result) != "fresh" {
+		t.Fatalf("job %+v", j)
+	}
+	// Once finished, even the current token is stale.
+	if err := h.report("n1", second, OutcomeFailed, "again"); !errors.Is(err, ErrStaleToken) {
+		t.Fatalf("report after finish: %v", err)
+	}
+	if err := h.one(&Complete{Reports: []Report{{ID: "nope", Outcome: OutcomeSucceeded}}}).Reports[0]; !errors.Is(err, ErrNotFound) {
+		t.Fatalf("report for unknown job: %v", err)
+	}
+}
