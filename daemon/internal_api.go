@@ -29,7 +29,7 @@ type pollRequest struct {
 
 // pollResponse carries granted leases and aborts.
 type pollResponse struct {
-	Leases []wireLease    `json:"leases,omitempty"`
+	Leases []wireLease   `json:"leases,omitempty"`
 	Abort  []queue.Abort `json:"abort,omitempty"`
 }
 
