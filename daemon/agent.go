@@ -40,6 +40,10 @@ type Agent struct {
 
 	store   *queue.Store
 	node    *raftNode
+	// startIndex is the last raft index on disk at start: reads wait until
+	// the FSM has applied it, so a restarted node never answers "not
+	// found" for a job it simply has not replayed yet.
+	startIndex uint64
 	applier *applier
 
 	httpSrv *http.Server
@@ -118,6 +122,7 @@ func (a *Agent) Start() (err error) {
 	if err != nil {
 		return err
 	}
+	a.startIndex = a.node.raft.LastIndex()
 	a.applier = newApplier(a.node.raft, a.logger.Named("applier"))
 	a.goRun(a.applier.run)
 

@@ -96,3 +96,27 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
 }
+
+// catchUpLimit bounds how long a read waits for the FSM after a restart.
+const catchUpLimit = 10 * time.Second
+
+// caughtUp wraps a read handler: until the FSM has applied everything that
+// was in the raft log at start, reads wait (then answer 503).
+func (a *Agent) caughtUp(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.node.raft.AppliedIndex() < a.startIndex {
+			// Raft applies entries that never reach the FSM (no-ops,
+			// configuration changes), so poll the applied index.
+			deadline := time.Now().Add(catchUpLimit)
+			for a.node.raft.AppliedIndex() < a.startIndex && time.Now().Before(deadline) && r.Context().Err() == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if a.node.raft.AppliedIndex() < a.startIndex {
+				writeError(w, &httpError{code: http.StatusServiceUnavailable,
+					err: fmt.Errorf("node is still replaying its raft log (applied %d of %d); retry shortly", a.node.raft.AppliedIndex(), a.startIndex)})
+				return
+			}
+		}
+		h(w, r)
+	}
+}

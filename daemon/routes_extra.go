@@ -5,7 +5,7 @@ import "net/http"
 // registerExtraRoutes adds the endpoints of the plugin and membership
 // subsystems and the node-to-leader protocol.
 func (a *Agent) registerExtraRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/jobs/{id}/logs", a.handleLogs)
+	mux.HandleFunc("GET /v1/jobs/{id}/logs", a.caughtUp(a.handleLogs))
 	mux.HandleFunc("GET /v1/plugins", a.handlePlugins)
 	mux.HandleFunc("POST /v1/internal/poll", a.internalOnLeader(a.handlePoll))
 	mux.HandleFunc("POST /v1/internal/heartbeat", a.internalOnLeader(a.handleHeartbeat))
