@@ -27,6 +27,9 @@ type Options struct {
 	Configure func(i int, c *config.Config)
 	// LogLevel of the agents' loggers (default "warn").
 	LogLevel string
+	// Builtins runs the built-in plugins (exec, http, echo) on every node,
+	// served by a corral binary built once per test process.
+	Builtins bool
 }
 
 // Cluster is a set of in-process agents.
@@ -101,7 +104,11 @@ func Start(t testing.TB, opts Options) *Cluster {
 func (c *Cluster) startNode(n *Node) {
 	c.t.Helper()
 	logger := hclog.New(&hclog.LoggerOptions{Name: n.Name, Level: hclog.LevelFromString(c.opts.LogLevel), Output: c.out})
-	a, err := daemon.New(n.Config.Clone(), logger)
+	opt := daemon.WithoutBuiltins()
+	if c.opts.Builtins {
+		opt = daemon.WithPluginExe(CorralBinary(c.t))
+	}
+	a, err := daemon.New(n.Config.Clone(), logger, opt)
 	if err != nil {
 		c.t.Fatalf("new agent %s: %v", n.Name, err)
 	}

@@ -1,0 +1,154 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/corral-dev/corral/daemon/api"
+	"github.com/corral-dev/corral/daemon/testcluster"
+	"github.com/corral-dev/corral/queue"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testcluster.RemoveBinary()
+	os.Exit(code)
+}
+
+// probe is a plugin no node has, so submitted jobs stay queued.
+const probe = "replication-probe"
+
+func submit(t *testing.T, c *api.Client, payload string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	resp, err := c.Submit(ctx, api.JobRequest{Plugin: probe, Payload: []byte(payload)})
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	return resp.ID
+}
+
+// TestClusterReplicatesAndSurvivesLeaderLoss: jobs submitted on the leader
+// are visible on every follower; a follower forwards a submit to the
+// leader; after the leader stops, a new leader has every job and takes
+// new submits.
+func TestClusterReplicatesAndSurvivesLeaderLoss(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3})
+	leader := c.Leader()
+
+	var ids []string
+	for i := 0; i < 20; i++ {
+		ids = append(ids, submit(t, leader.Client, fmt.Sprintf(`{"n":%d}`, i)))
+	}
+	for _, n := range c.Nodes {
+		c.Eventually(10*time.Second, n.Name+" has every job", func() bool {
+			for _, id := range ids {
+				if _, ok := n.Agent.Store().Get(id); !ok {
+					return false
+				}
+			}
+			return true
+		})
+	}
+
+	var follower *testcluster.Node
+	for _, n := range c.Nodes {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+	fid := submit(t, follower.Client, `{"via":"follower"}`)
+	// Read-your-writes on the follower that forwarded the submit.
+	if _, ok := follower.Agent.Store().Get(fid); !ok {
+		t.Fatalf("follower %s does not have the job it forwarded right after the submit returned", follower.Name)
+	}
+	if _, ok := leader.Agent.Store().Get(fid); !ok {
+		t.Fatalf("leader does not have the job submitted through follower %s", follower.Name)
+	}
+	ids = append(ids, fid)
+
+	c.StopNode(leader)
+	newLeader := c.Leader()
+	if newLeader == leader {
+		t.Fatal("stopped node is still leader")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := newLeader.Client.Jobs(ctx, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, j := range list.Jobs {
+		have[j.ID] = j.State == queue.StateQueued.String()
+	}
+	for _, id := range ids {
+		if !have[id] {
+			t.Fatalf("new leader %s lost job %s (or it is not queued)", newLeader.Name, id)
+		}
+	}
+	submit(t, newLeader.Client, `{"after":"failover"}`)
+
+	// The old leader comes back on its data dir and catches up.
+	c.RestartNode(leader)
+	c.Eventually(15*time.Second, "restarted node has every job", func() bool {
+		for _, id := range ids {
+			if _, ok := leader.Agent.Store().Get(id); !ok {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestFollowerReadsBlockUntilChange: a blocking query on a follower returns
+// as soon as a change replicates, with a higher X-Corral-Index.
+func TestFollowerReadsBlockUntilChange(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3})
+	leader := c.Leader()
+	var follower *testcluster.Node
+	for _, n := range c.Nodes {
+		if n != leader {
+			follower = n
+		}
+	}
+	id := submit(t, leader.Client, `{}`)
+	var job *api.Job
+	var index uint64
+	c.Eventually(10*time.Second, "job on follower", func() bool {
+		j, idx, err := follower.Client.WaitJob(context.Background(), id, 0, 0)
+		job, index = j, idx
+		return err == nil
+	})
+	done := make(chan error, 1)
+	go func() {
+		j, idx, err := follower.Client.WaitJob(context.Background(), id, index, 30*time.Second)
+		if err == nil && (idx <= index || j.State != "cancelled") {
+			err = fmt.Errorf("blocking query returned index %d (was %d), state %s", idx, index, j.State)
+		}
+		done <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := follower.Client.Cancel(ctx, id); err != nil {
+		t.Fatalf("cancel through follower: %v", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("blocking query did not return after the change")
+	}
+	_ = job
+	if _, err := follower.Client.Job(ctx, "01JNOSUCHJOB0000000000000"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("unknown job: got %v, want not found", err)
+	}
+}
