@@ -38,13 +38,13 @@ type Agent struct {
 	// httpAdvertise is the HTTP address other nodes use.
 	httpAdvertise string
 
-	store   *queue.Store
-	node    *raftNode
+	store *queue.Store
+	node  *raftNode
 	// startIndex is the last raft index on disk at start: reads wait until
 	// the FSM has applied it, so a restarted node never answers "not
 	// found" for a job it simply has not replayed yet.
 	startIndex uint64
-	applier *applier
+	applier    *applier
 
 	httpSrv *http.Server
 	httpLn  net.Listener
