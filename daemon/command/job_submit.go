@@ -42,7 +42,7 @@ Job options:
   -unique=<key>          Idempotency key: while a job with this key is not
                          finished (or within -unique-for), submitting again
                          returns the existing job's ID.
-  -unique-for=<duration> How long -unique holds after the job finished.
+  -unique-for=<duration> How long -unique holds from the job's creation, even after it ends.
   -constraint=<k=v>      A node tag the executing node must have; repeatable.
   -wait                  Follow the job until it ends.
   -wait-timeout=<dur>    Give up waiting after this long (exit 4). Default: none.
