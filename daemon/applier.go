@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/corral-dev/corral/queue"
@@ -39,6 +40,56 @@ type applier struct {
 	reqs   chan *applyReq
 	slots  chan struct{} // in-flight entry tokens
 	now    func() time.Time
+	// parked holds claims of idle nodes; they ride along in the next
+	// entry that can make work available, saving a commit round trip.
+	parked parkedClaims
+}
+
+// parkedClaims is a set of claim requests waiting for work.
+type parkedClaims struct {
+	mu   sync.Mutex
+	reqs []*applyReq
+}
+
+// park adds a claim request; it is answered on req.done once it has been
+// applied as part of an entry.
+func (p *parkedClaims) park(req *applyReq) {
+	p.mu.Lock()
+	p.reqs = append(p.reqs, req)
+	p.mu.Unlock()
+}
+
+// unpark removes req. It returns false when the applier already took it:
+// the caller must then wait for req.done, whose leases are real.
+func (p *parkedClaims) unpark(req *applyReq) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, r := range p.reqs {
+		if r == req {
+			p.reqs = append(p.reqs[:i], p.reqs[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// take removes up to n parked requests.
+func (p *parkedClaims) take(n int) []*applyReq {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n = min(n, len(p.reqs))
+	out := append([]*applyReq(nil), p.reqs[:n]...)
+	p.reqs = append(p.reqs[:0], p.reqs[n:]...)
+	return out
+}
+
+// makesWork reports whether a command can make jobs claimable.
+func makesWork(c queue.Command) bool {
+	switch c.Kind() {
+	case queue.KindSubmit, queue.KindRetry, queue.KindSetQueue, queue.KindExpireLeases, queue.KindComplete:
+		return true
+	}
+	return false
 }
 
 type applyReq struct {
@@ -105,6 +156,12 @@ func (a *applier) run(ctx context.Context) {
 				break gather
 			}
 		}
+		for _, r := range batch {
+			if makesWork(r.cmd) {
+				batch = append(batch, a.parked.take(maxBatchCmds-len(batch))...)
+				break
+			}
+		}
 		a.submit(batch)
 	}
 }
@@ -149,6 +206,9 @@ func (a *applier) submit(batch []*applyReq) {
 
 // drain fails requests still queued when the applier stops.
 func (a *applier) drain() {
+	for _, r := range a.parked.take(len(a.parked.reqs) + maxBatchCmds) {
+		r.done <- applyDone{err: ErrNotLeader}
+	}
 	for {
 		select {
 		case r := <-a.reqs:

@@ -92,38 +92,96 @@ func (a *Agent) handlePoll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wait := min(time.Duration(req.WaitMS)*time.Millisecond, time.Minute)
-	ctx, cancel := context.WithTimeout(r.Context(), wait)
-	defer cancel()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	claim := &queue.Claim{
+		Node: req.Node, Tags: req.Tags, Slots: req.Slots,
+		LeaseTTL: time.Duration(req.LeaseTTL) * time.Millisecond,
+	}
+	hasSlots := false
+	for _, n := range req.Slots {
+		hasSlots = hasSlots || n > 0
+	}
 	for {
 		_, changed := a.store.Watch()
 		resp := pollResponse{Abort: a.abortsFor(req.Node, req.Running)}
-		if a.claimable(req.Slots) {
-			res, _, err := a.applier.Apply(context.WithoutCancel(r.Context()), &queue.Claim{
-				Node: req.Node, Tags: req.Tags, Slots: req.Slots,
-				LeaseTTL: time.Duration(req.LeaseTTL) * time.Millisecond,
-			})
-			if err = firstErr(err, res.Err); err != nil {
-				writeError(w, err)
-				return
-			}
-			for _, l := range res.Leases {
-				resp.Leases = append(resp.Leases, wireLease{
-					ID: l.Job.ID, Token: l.Token, Attempt: l.Job.Attempt, Queue: l.Job.Queue,
-					Plugin: l.Job.Plugin, Payload: l.Job.Payload, Timeout: l.Job.Timeout,
-				})
+		var parked *applyReq
+		if hasSlots {
+			if a.claimable(req.Slots) {
+				// Leases are granted even if this request's client is gone:
+				// they expire and the jobs are retried.
+				res, _, err := a.applier.Apply(context.WithoutCancel(r.Context()), claim)
+				if err = firstErr(err, res.Err); err != nil {
+					writeError(w, err)
+					return
+				}
+				resp.Leases = wireLeases(res.Leases)
+			} else if len(resp.Abort) == 0 {
+				parked = &applyReq{cmd: claim, done: make(chan applyDone, 1)}
+				a.applier.parked.park(parked)
 			}
 		}
 		if len(resp.Leases) > 0 || len(resp.Abort) > 0 {
 			writeJSON(w, http.StatusOK, resp, 0)
 			return
 		}
+		var timedOut bool
 		select {
+		case d := <-parkedDone(parked):
+			parked = nil
+			if err := firstErr(d.err, d.result.Err); err != nil {
+				writeError(w, err)
+				return
+			}
+			if len(d.result.Leases) > 0 {
+				writeJSON(w, http.StatusOK, pollResponse{Leases: wireLeases(d.result.Leases)}, 0)
+				return
+			}
 		case <-changed:
-		case <-ctx.Done():
-			writeJSON(w, http.StatusOK, resp, 0)
+		case <-timer.C:
+			timedOut = true
+		case <-r.Context().Done():
+			timedOut = true
+		}
+		if parked != nil && !a.applier.parked.unpark(parked) {
+			// The applier already put the claim in an entry: its leases
+			// are real and must reach the node.
+			d := <-parked.done
+			if err := firstErr(d.err, d.result.Err); err != nil {
+				writeError(w, err)
+				return
+			}
+			if len(d.result.Leases) > 0 {
+				writeJSON(w, http.StatusOK, pollResponse{Leases: wireLeases(d.result.Leases)}, 0)
+				return
+			}
+		}
+		if timedOut {
+			writeJSON(w, http.StatusOK, pollResponse{}, 0)
 			return
 		}
 	}
+}
+
+// parkedDone returns the result channel of a parked claim, or nil (which
+// blocks forever in a select) when nothing is parked.
+func parkedDone(req *applyReq) <-chan applyDone {
+	if req == nil {
+		return nil
+	}
+	return req.done
+}
+
+// wireLeases converts granted leases for the node.
+func wireLeases(leases []queue.Lease) []wireLease {
+	out := make([]wireLease, 0, len(leases))
+	for _, l := range leases {
+		out = append(out, wireLease{
+			ID: l.Job.ID, Token: l.Token, Attempt: l.Job.Attempt, Queue: l.Job.Queue,
+			Plugin: l.Job.Plugin, Payload: l.Job.Payload, Timeout: l.Job.Timeout,
+		})
+	}
+	return out
 }
 
 // claimable reports whether a Claim for these slots could grant anything,
