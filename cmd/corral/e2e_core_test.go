@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,5 +180,34 @@ func TestDevAgentRunsJobsEndToEnd(t *testing.T) {
 	agent.signal(syscall.SIGINT)
 	if code := agent.waitExit(20 * time.Second); code != 0 {
 		t.Fatalf("agent exit code after SIGINT: %d", code)
+	}
+}
+
+// TestAgentRejectsBadConfig: a bad key or value stops the agent with the
+// file, line and key, on one line, and exit code 1.
+func TestAgentRejectsBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name, body, want string
+	}{
+		{"unknown-key.hcl", "data_dir = \"" + dir + "\"\nserver {\n  bootstrap_expekt = 3\n}\n", "unknown-key.hcl:3"},
+		{"bad-duration.hcl", "data_dir = \"" + dir + "\"\nserver {\n  dead_server_cleanup_after = \"soon\"\n}\n", "bad-duration.hcl:3"},
+		{"bad-value.hcl", "data_dir = \"" + dir + "\"\nserver {\n  max_voters = 0\n}\n", "max_voters"},
+	}
+	for _, tc := range cases {
+		path := filepath.Join(dir, tc.name)
+		if err := os.WriteFile(path, []byte(tc.body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, code := cli(t, "", "agent", "-config", path)
+		if code != 1 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%s: exit %d, stderr %q; want exit 1 and one line mentioning %q", tc.name, code, stderr, tc.want)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".hcl") {
+			t.Errorf("a rejected config left %s in the data dir", e.Name())
+		}
 	}
 }
