@@ -101,6 +101,9 @@ func (a *Agent) Start() (err error) {
 	if err := a.openDataDir(); err != nil {
 		return err
 	}
+	if _, err := setupMetrics(); err != nil {
+		return err
+	}
 	bind := a.cfg.BindAddr
 	if bind == "" {
 		bind = "127.0.0.1"

@@ -13,4 +13,5 @@ func (a *Agent) registerExtraRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/internal/progress/{id}", a.handleProgress)
 	mux.HandleFunc("GET /v1/internal/stats", a.handleStats)
 	mux.HandleFunc("GET /v1/members", a.handleMembers)
+	mux.HandleFunc("GET /v1/metrics", a.handleMetrics)
 }

@@ -177,6 +177,15 @@ func TestDevAgentRunsJobsEndToEnd(t *testing.T) {
 	if !strings.Contains(stdout, "default") {
 		t.Fatalf("queue list: %q", stdout)
 	}
+	resp, err := http.Get(agent.httpURL + "/v1/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "corral_raft_apply") {
+		t.Fatalf("GET /v1/metrics has no raft metrics:\n%.500s", metrics)
+	}
 	agent.signal(syscall.SIGINT)
 	if code := agent.waitExit(20 * time.Second); code != 0 {
 		t.Fatalf("agent exit code after SIGINT: %d", code)
