@@ -131,11 +131,15 @@ func openRaft(cfg *config.Config, dataDir, nodeID string, bind, advertise string
 	if err != nil {
 		return nil, fmt.Errorf("raft transport on %s: %w", bind, err)
 	}
+	rc := raftConfig(cfg, nodeID, logger)
+	if err := recoverPeers(dir, rc, logs, n.store, n.snaps, n.transport, logger); err != nil {
+		return nil, err
+	}
 	n.hadState, err = raft.HasExistingState(logs, n.store, n.snaps)
 	if err != nil {
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
-	n.raft, err = raft.NewRaft(raftConfig(cfg, nodeID, logger), f, logs, n.store, n.snaps, n.transport)
+	n.raft, err = raft.NewRaft(rc, f, logs, n.store, n.snaps, n.transport)
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}

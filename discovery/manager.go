@@ -23,6 +23,10 @@ const (
 	DefaultAutopilotUpdateInterval    = autopilot.DefaultUpdateInterval
 	DefaultAutopilotReconcileInterval = autopilot.DefaultReconcileInterval
 
+	// minAutopilotInterval is the shortest derived autopilot reconcile
+	// interval.
+	minAutopilotInterval = 250 * time.Millisecond
+
 	// reconcileBuffer is the capacity of the hand-off from the event loop
 	// to the leader side; when it is full, member updates are dropped and
 	// the periodic full reconcile picks them up.
@@ -74,10 +78,13 @@ type ManagerConfig struct {
 	// reconcile. Default 60s.
 	ReconcileInterval time.Duration
 	// AutopilotUpdateInterval is how often autopilot refreshes server
-	// health. Default 2s.
+	// health. Default: half the reconcile interval, at most 2s.
 	AutopilotUpdateInterval time.Duration
 	// AutopilotReconcileInterval is how often autopilot applies promotions
-	// and dead-server cleanup. Default 10s.
+	// and dead-server cleanup. Default: half the shorter of
+	// ServerStabilizationTime and DeadServerCleanupAfter, between 250ms and
+	// 10s, so that short timings (tests, small clusters) are acted on
+	// promptly.
 	AutopilotReconcileInterval time.Duration
 	// StatsFetcher fetches a member's raft stats for health checks. Nil
 	// treats every alive member as healthy and caught up.
@@ -143,11 +150,13 @@ func (c *ManagerConfig) setDefaults() {
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = DefaultReconcileInterval
 	}
-	if c.AutopilotUpdateInterval == 0 {
-		c.AutopilotUpdateInterval = DefaultAutopilotUpdateInterval
-	}
 	if c.AutopilotReconcileInterval == 0 {
-		c.AutopilotReconcileInterval = DefaultAutopilotReconcileInterval
+		d := min(c.ServerStabilizationTime, c.DeadServerCleanupAfter) / 2
+		c.AutopilotReconcileInterval = min(max(d, minAutopilotInterval), DefaultAutopilotReconcileInterval)
+	}
+	if c.AutopilotUpdateInterval == 0 {
+		d := c.AutopilotReconcileInterval / 2
+		c.AutopilotUpdateInterval = min(max(d, minAutopilotInterval/2), DefaultAutopilotUpdateInterval)
 	}
 	if c.OnNodeFailed == nil {
 		c.OnNodeFailed = func(string, string) {}

@@ -138,3 +138,31 @@ func TestPromoterFiltersRemovals(t *testing.T) {
 		t.Fatalf("non-voter removals = %+v, want only the left server f", out.FailedNonVoters)
 	}
 }
+
+// TestAutopilotIntervalsFollowTimings checks that short stabilization and
+// cleanup timings make autopilot act promptly, and that the defaults keep
+// autopilot's own intervals.
+func TestAutopilotIntervalsFollowTimings(t *testing.T) {
+	cases := []struct {
+		stabilization, cleanup, reconcile, update time.Duration
+	}{
+		{0, 0, DefaultServerStabilizationTime / 2, DefaultAutopilotUpdateInterval},
+		{time.Second, 4 * time.Second, 500 * time.Millisecond, 250 * time.Millisecond},
+		{10 * time.Second, 3 * time.Second, 1500 * time.Millisecond, 750 * time.Millisecond},
+		{100 * time.Millisecond, time.Minute, minAutopilotInterval, minAutopilotInterval / 2},
+		{time.Hour, time.Hour, DefaultAutopilotReconcileInterval, DefaultAutopilotUpdateInterval},
+	}
+	for _, tc := range cases {
+		c := ManagerConfig{ServerStabilizationTime: tc.stabilization, DeadServerCleanupAfter: tc.cleanup}
+		c.setDefaults()
+		if c.AutopilotReconcileInterval != tc.reconcile || c.AutopilotUpdateInterval != tc.update {
+			t.Errorf("stabilization %s, cleanup %s: reconcile %s, update %s; want %s, %s", tc.stabilization, tc.cleanup,
+				c.AutopilotReconcileInterval, c.AutopilotUpdateInterval, tc.reconcile, tc.update)
+		}
+	}
+	c := ManagerConfig{AutopilotReconcileInterval: 3 * time.Second, AutopilotUpdateInterval: time.Second}
+	c.setDefaults()
+	if c.AutopilotReconcileInterval != 3*time.Second || c.AutopilotUpdateInterval != time.Second {
+		t.Errorf("explicit intervals overridden: %s, %s", c.AutopilotReconcileInterval, c.AutopilotUpdateInterval)
+	}
+}

@@ -207,6 +207,12 @@ func (st *state) endAttempt(j *Job, outcome Outcome, errMsg string, result []byt
 	case nonRetryable || j.Attempt >= j.MaxAttempts:
 		nj.State = StateFailed
 		nj.FinishedAt = now
+	case outcome == OutcomeLost:
+		// The job did nothing wrong: its node died or stalled. Run it
+		// elsewhere at once (the attempt still counts, so max_attempts
+		// bounds jobs that kill their nodes).
+		nj.State = StateQueued
+		nj.Seq = st.nextSeq()
 	default:
 		nj.State = StateScheduled
 		base := st.queues[j.Queue].backoffBase()

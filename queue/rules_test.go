@@ -186,9 +186,10 @@ func TestLeaseExpiry(t *testing.T) {
 	if r := h.one(&ExpireLeases{}); r.Count != 1 {
 		t.Fatalf("expired %d leases, want 1", r.Count)
 	}
+	// A lost attempt goes straight back to queued (no backoff): the job
+	// did nothing wrong, its node did.
 	j := h.job(ids[0])
-	wantRun := h.now.Add(Backoff(ids[0], 1, DefaultBackoffBase))
-	if j.State != StateScheduled || !j.RunAt.Equal(wantRun) || j.Token != 0 || j.Node != "n1" || !j.LeaseExpiresAt.IsZero() {
+	if j.State != StateQueued || !j.RunAt.IsZero() || j.Token != 0 || j.Node != "n1" || !j.LeaseExpiresAt.IsZero() {
 		t.Fatalf("expired job %+v", j)
 	}
 	if a := j.Attempts[0]; a.Outcome != OutcomeLost || a.Error != "lease expired" || !a.Finished.Equal(h.now) {
@@ -256,7 +257,7 @@ func TestFailNode(t *testing.T) {
 	if r.Count != 3 {
 		t.Fatalf("count %d, want 3", r.Count)
 	}
-	for i, want := range []State{StateScheduled, StateScheduled, StateFailed, StateRunning} {
+	for i, want := range []State{StateQueued, StateQueued, StateFailed, StateRunning} {
 		j := h.job(ids[i])
 		if j.State != want {
 			t.Fatalf("job %d is %s, want %s", i, j.State, want)
