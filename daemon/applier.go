@@ -83,6 +83,15 @@ func (p *parkedClaims) take(n int) []*applyReq {
 	return out
 }
 
+// takeAll removes every parked request.
+func (p *parkedClaims) takeAll() []*applyReq {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.reqs
+	p.reqs = nil
+	return out
+}
+
 // makesWork reports whether a command can make jobs claimable.
 func makesWork(c queue.Command) bool {
 	switch c.Kind() {
@@ -206,7 +215,7 @@ func (a *applier) submit(batch []*applyReq) {
 
 // drain fails requests still queued when the applier stops.
 func (a *applier) drain() {
-	for _, r := range a.parked.take(len(a.parked.reqs) + maxBatchCmds) {
+	for _, r := range a.parked.takeAll() {
 		r.done <- applyDone{err: ErrNotLeader}
 	}
 	for {

@@ -19,9 +19,9 @@ import (
 const (
 	// pollWait is how long a poll with free slots waits on the leader.
 	pollWait = 10 * time.Second
-	// pollWaitFull is the poll wait when every slot is busy: short, so
-	// freed slots are offered soon, but it still carries aborts.
-	pollWaitFull = time.Second
+	// notReadyPoll is how often a poll loop checks a plugin that is
+	// restarting.
+	notReadyPoll = 250 * time.Millisecond
 	// maxReportBatch caps reports per complete call.
 	maxReportBatch = 1024
 )
@@ -49,9 +49,17 @@ type dispatcher struct {
 	mu      sync.Mutex
 	running map[string]*runningJob // by job ID
 	perPlug map[string]int         // running count per plugin
-	freed   chan struct{}          // a slot was freed (cap 1)
+	freed   chan struct{}          // closed (and replaced) when a slot frees
 
-	reports chan queue.Report
+	reports chan finished
+}
+
+// finished is an attempt that ended on this node, waiting to be reported.
+// Its slot stays taken until the leader has the report, so the store never
+// shows more running jobs on this node than the plugin's concurrency.
+type finished struct {
+	report queue.Report
+	plugin string
 }
 
 // runningJob is one attempt in progress on this node.
@@ -59,6 +67,9 @@ type runningJob struct {
 	lease    wireLease
 	cancel   context.CancelCauseFunc
 	progress progress
+	// done: the plugin call returned, the report is pending; aborted: the
+	// leader said stop. Both guarded by dispatcher.mu.
+	done, aborted bool
 }
 
 type progress struct {
@@ -81,15 +92,19 @@ func newDispatcher(node string, tags map[string]string, leaseTTL time.Duration, 
 		client:  &http.Client{Timeout: pollWait + 30*time.Second},
 		running: map[string]*runningJob{},
 		perPlug: map[string]int{},
-		freed:   make(chan struct{}, 1),
-		reports: make(chan queue.Report, 4096),
+		freed:   make(chan struct{}),
+		reports: make(chan finished, 4096),
 	}
 }
 
-// run starts the poll, heartbeat and report loops and waits for ctx to end.
+// run announces the node's (re)start to the leader, then starts the poll,
+// heartbeat and report loops and waits for ctx to end.
 func (d *dispatcher) run(ctx context.Context) {
+	// The restart announcement ends the leases of this node's previous run;
+	// it must land before the first claim, or it would end that claim too.
+	d.announce(ctx)
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){d.pollLoop, d.heartbeatLoop, d.reportLoop} {
+	for _, f := range []func(context.Context){d.pollLoops, d.heartbeatLoop, d.reportLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -97,6 +112,25 @@ func (d *dispatcher) run(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+}
+
+// announce tells the leader this node (re)started, retrying until it gets
+// through or ctx ends.
+func (d *dispatcher) announce(ctx context.Context) {
+	backoff := newBackoff(100*time.Millisecond, 2*time.Second)
+	for ctx.Err() == nil {
+		var resp heartbeatResponse
+		err := d.call(ctx, "/v1/internal/heartbeat", heartbeatRequest{
+			Node: d.node, LeaseTTL: d.leaseTTL.Milliseconds(), Restarted: true,
+		}, &resp)
+		if err == nil {
+			return
+		}
+		if ctx.Err() == nil {
+			d.logger.Debug("restart announcement failed; retrying", "error", err)
+			backoff.wait(ctx)
+		}
+	}
 }
 
 // call posts a JSON request to the leader's internal API.
@@ -126,50 +160,86 @@ func (d *dispatcher) call(ctx context.Context, path string, in, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-// freeSlots returns the free capacity per ready plugin.
-func (d *dispatcher) freeSlots() map[string]int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	free := map[string]int{}
+// slotsOf returns a plugin's free slots and whether it is ready.
+func (d *dispatcher) slotsOf(name string) (free int, ready bool) {
 	for _, p := range d.plugins.Plugins() {
-		if p.Status != host.StateReady {
+		if p.Name != name {
 			continue
 		}
-		if n := p.Concurrency - d.perPlug[p.Name]; n > 0 {
-			free[p.Name] = n
-		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return p.Concurrency - d.perPlug[name], p.Status == host.StateReady
 	}
-	return free
+	return 0, false
 }
 
-// leases lists the leases this node holds.
-func (d *dispatcher) leases() []queue.LeaseRef {
+// leases lists the leases this node holds. Polls leave out the ones
+// already aborted, so an abort is not answered again and again while the
+// attempt winds down; heartbeats keep them alive until the report lands.
+func (d *dispatcher) leases(withAborted bool) []queue.LeaseRef {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]queue.LeaseRef, 0, len(d.running))
 	for id, rj := range d.running {
-		out = append(out, queue.LeaseRef{ID: id, Token: rj.lease.Token})
+		if withAborted || !rj.aborted {
+			out = append(out, queue.LeaseRef{ID: id, Token: rj.lease.Token})
+		}
 	}
 	return out
 }
 
-// pollLoop long-polls the leader for work.
-func (d *dispatcher) pollLoop(ctx context.Context) {
+// changed returns a channel closed at the next freed slot.
+func (d *dispatcher) changed() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.freed
+}
+
+// pollLoops runs one poll loop per plugin that can run jobs, and one that
+// only carries aborts. Per-plugin polls keep a busy plugin from holding up
+// another: a poll only ever claims for the slots it names, and a plugin
+// with no free slot does not poll until one frees.
+func (d *dispatcher) pollLoops(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { d.pollLoop(ctx, "") })
+	for _, p := range d.plugins.Plugins() {
+		if p.Status == host.StateFailed || p.Status == host.StateSkipped {
+			continue
+		}
+		wg.Go(func() { d.pollLoop(ctx, p.Name) })
+	}
+	wg.Wait()
+}
+
+// pollLoop long-polls the leader for work for one plugin, or, with plugin
+// "", only for aborts of running attempts (a claim-less poll).
+func (d *dispatcher) pollLoop(ctx context.Context, plugin string) {
 	backoff := newBackoff(100*time.Millisecond, 2*time.Second)
 	for ctx.Err() == nil {
-		free := d.freeSlots()
-		wait := pollWait
-		if len(free) == 0 {
-			wait = pollWaitFull
+		var slots map[string]int
+		if plugin != "" {
+			changed := d.changed()
+			free, ready := d.slotsOf(plugin)
+			if !ready || free <= 0 {
+				// Not ready (restarting) or full: wait for a slot or the
+				// plugin to come back.
+				select {
+				case <-changed:
+				case <-time.After(notReadyPoll):
+				case <-ctx.Done():
+				}
+				continue
+			}
+			slots = map[string]int{plugin: free}
 		}
 		var resp pollResponse
 		err := d.call(ctx, "/v1/internal/poll", pollRequest{
-			Node: d.node, Tags: d.tags, Slots: free, Running: d.leases(),
-			WaitMS: wait.Milliseconds(), LeaseTTL: d.leaseTTL.Milliseconds(),
+			Node: d.node, Tags: d.tags, Slots: slots, Running: d.leases(false),
+			WaitMS: pollWait.Milliseconds(), LeaseTTL: d.leaseTTL.Milliseconds(),
 		}, &resp)
 		if err != nil {
 			if ctx.Err() == nil {
-				d.logger.Debug("poll failed; retrying", "error", err)
+				d.logger.Debug("poll failed; retrying", "plugin", plugin, "error", err)
 				backoff.wait(ctx)
 			}
 			continue
@@ -178,15 +248,6 @@ func (d *dispatcher) pollLoop(ctx context.Context) {
 		d.abort(resp.Abort)
 		for _, l := range resp.Leases {
 			d.start(ctx, l)
-		}
-		if len(free) == 0 && len(resp.Leases) == 0 {
-			// Every slot is busy: wait for one to free (or the short poll
-			// to bring aborts) before asking again.
-			select {
-			case <-d.freed:
-			case <-time.After(pollWaitFull):
-			case <-ctx.Done():
-			}
 		}
 	}
 }
@@ -197,6 +258,7 @@ func (d *dispatcher) abort(aborts []queue.Abort) {
 	defer d.mu.Unlock()
 	for _, a := range aborts {
 		if rj, ok := d.running[a.ID]; ok && rj.lease.Token == a.Token {
+			rj.aborted = true
 			rj.cancel(errAborted{reason: a.Reason})
 		}
 	}
@@ -207,6 +269,11 @@ func (d *dispatcher) start(ctx context.Context, l wireLease) {
 	jctx, cancel := context.WithCancelCause(ctx)
 	rj := &runningJob{lease: l, cancel: cancel}
 	d.mu.Lock()
+	if old, ok := d.running[l.ID]; ok {
+		// A new lease on a job this node still runs under an older token
+		// (the old lease was lost): the old attempt must stop.
+		old.cancel(errAborted{reason: "lease lost: a newer attempt owns the job"})
+	}
 	d.running[l.ID] = rj
 	d.perPlug[l.Plugin]++
 	d.mu.Unlock()
@@ -214,21 +281,36 @@ func (d *dispatcher) start(ctx context.Context, l wireLease) {
 		defer cancel(nil)
 		report := d.execute(jctx, rj)
 		d.mu.Lock()
-		delete(d.running, l.ID)
-		d.perPlug[l.Plugin]--
+		rj.done = true
 		d.mu.Unlock()
-		select {
-		case d.freed <- struct{}{}:
-		default:
+		f := finished{report: report, plugin: l.Plugin}
+		if ctx.Err() == nil {
+			// The lease stays in the heartbeats until the report is in.
+			select {
+			case d.reports <- f:
+				return
+			case <-ctx.Done():
+			}
 		}
-		if ctx.Err() != nil {
-			// Shutting down: the lease is ended by FailNode on leave or
-			// expires; a report now could race the new owner harmlessly,
-			// but there may be no leader to take it.
-			return
-		}
-		d.reports <- report
+		// Shutting down: the lease is ended by FailNode on leave or
+		// expires; there may be no leader to take a report now.
+		d.releaseSlots([]finished{f})
 	}()
+}
+
+// releaseSlots forgets reported (or abandoned) attempts and frees their
+// plugin slots.
+func (d *dispatcher) releaseSlots(batch []finished) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, f := range batch {
+		d.perPlug[f.plugin]--
+		if rj, ok := d.running[f.report.ID]; ok && rj.lease.Token == f.report.Token {
+			delete(d.running, f.report.ID)
+		}
+	}
+	close(d.freed)
+	d.freed = make(chan struct{})
 }
 
 // execute runs the attempt and turns its outcome into a report.
@@ -269,12 +351,12 @@ func (d *dispatcher) execute(ctx context.Context, rj *runningJob) queue.Report {
 // accumulated while the previous call was in flight.
 func (d *dispatcher) reportLoop(ctx context.Context) {
 	backoff := newBackoff(100*time.Millisecond, 2*time.Second)
-	var batch []queue.Report
+	var batch []finished
 	for {
 		if len(batch) == 0 {
 			select {
-			case r := <-d.reports:
-				batch = append(batch, r)
+			case f := <-d.reports:
+				batch = append(batch, f)
 			case <-ctx.Done():
 				return
 			}
@@ -282,14 +364,18 @@ func (d *dispatcher) reportLoop(ctx context.Context) {
 	gather:
 		for len(batch) < maxReportBatch {
 			select {
-			case r := <-d.reports:
-				batch = append(batch, r)
+			case f := <-d.reports:
+				batch = append(batch, f)
 			default:
 				break gather
 			}
 		}
+		reports := make([]queue.Report, len(batch))
+		for i, f := range batch {
+			reports[i] = f.report
+		}
 		var resp completeResponse
-		if err := d.call(ctx, "/v1/internal/complete", completeRequest{Node: d.node, Reports: batch}, &resp); err != nil {
+		if err := d.call(ctx, "/v1/internal/complete", completeRequest{Node: d.node, Reports: reports}, &resp); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -299,29 +385,26 @@ func (d *dispatcher) reportLoop(ctx context.Context) {
 		}
 		backoff.reset()
 		for i, e := range resp.Errors {
-			if e != "" {
+			if e != "" && i < len(reports) {
 				// A rejected report is normal after a lease was lost: the
 				// fencing token kept a stale attempt from overwriting.
-				d.logger.Info("report rejected", "job", batch[i].ID, "token", batch[i].Token, "reason", e)
+				d.logger.Info("report rejected", "job", reports[i].ID, "token", reports[i].Token, "reason", e)
 			}
 		}
-		batch = batch[:0]
+		d.releaseSlots(batch)
+		batch = nil
 	}
 }
 
 // heartbeatLoop renews this node's leases every third of the lease TTL.
-// The first heartbeat tells the leader the node (re)started, so leases of a
-// previous run of this node are ended at once instead of expiring.
 func (d *dispatcher) heartbeatLoop(ctx context.Context) {
-	restarted := true
 	interval := d.leaseTTL / 3
 	backoff := newBackoff(100*time.Millisecond, 2*time.Second)
 	for ctx.Err() == nil {
-		leases := d.leases()
-		if len(leases) > 0 || restarted {
+		if leases := d.leases(true); len(leases) > 0 {
 			var resp heartbeatResponse
 			err := d.call(ctx, "/v1/internal/heartbeat", heartbeatRequest{
-				Node: d.node, Leases: leases, LeaseTTL: d.leaseTTL.Milliseconds(), Restarted: restarted,
+				Node: d.node, Leases: leases, LeaseTTL: d.leaseTTL.Milliseconds(),
 			}, &resp)
 			if err != nil {
 				if ctx.Err() == nil {
@@ -331,7 +414,6 @@ func (d *dispatcher) heartbeatLoop(ctx context.Context) {
 				continue
 			}
 			backoff.reset()
-			restarted = false
 			d.abort(resp.Abort)
 		}
 		select {
@@ -352,6 +434,15 @@ func (d *dispatcher) progressOf(id string) (percent float64, message string, ok 
 	rj.progress.mu.Lock()
 	defer rj.progress.mu.Unlock()
 	return rj.progress.percent, rj.progress.message, rj.progress.set
+}
+
+// runs reports whether this node is running the given attempt of a job
+// (its plugin call has not returned yet).
+func (d *dispatcher) runs(id string, attempt int) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	rj, ok := d.running[id]
+	return ok && rj.lease.Attempt == attempt && !rj.done
 }
 
 // jobReporter receives a running job's logs and progress from the plugin.

@@ -19,12 +19,7 @@ const followPoll = 200 * time.Millisecond
 // kept on the node that ran the attempt; other nodes proxy to it.
 func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	job, ok := a.store.Get(id)
-	if !ok {
-		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
-		return
-	}
-	attempt := job.Attempt
+	attempt := 0
 	if s := r.URL.Query().Get("attempt"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
@@ -33,12 +28,27 @@ func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		attempt = n
 	}
+	follow := r.URL.Query().Get("follow") == "true" || r.URL.Query().Get("follow") == "1"
+	if r.Header.Get(headerForwarded) != "" && attempt > 0 {
+		// The forwarding node found that this node ran the attempt; this
+		// node's replica may not have caught up with the claim yet, so the
+		// log file is the authority.
+		a.serveLog(w, r, id, attempt, follow)
+		return
+	}
+	job, ok := a.store.Get(id)
+	if !ok {
+		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
+		return
+	}
+	if attempt == 0 {
+		attempt = job.Attempt
+	}
 	if attempt == 0 || attempt > len(job.Attempts) {
 		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s has no attempt %d yet (it has run %d times)", id, attempt, len(job.Attempts))})
 		return
 	}
 	node := job.Attempts[attempt-1].Node
-	follow := r.URL.Query().Get("follow") == "true" || r.URL.Query().Get("follow") == "1"
 	if node == a.cfg.NodeName {
 		a.serveLog(w, r, id, attempt, follow)
 		return
@@ -52,12 +62,23 @@ func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &httpError{code: http.StatusBadGateway, err: fmt.Errorf("log of job %s attempt %d is on node %s, which is not reachable", id, attempt, node)})
 		return
 	}
-	a.proxyStream(w, r, addr)
+	q := r.URL.Query()
+	q.Set("attempt", strconv.Itoa(attempt))
+	a.proxyStream(w, r, addr, r.URL.EscapedPath()+"?"+q.Encode())
 }
 
 // serveLog streams a local log file, following it while the attempt runs.
 func (a *Agent) serveLog(w http.ResponseWriter, r *http.Request, id string, attempt int, follow bool) {
 	f, err := a.logs.open(id, attempt)
+	for errors.Is(err, os.ErrNotExist) && follow && a.attemptRunning(id, attempt) {
+		// Claimed but not started yet: the log file comes in a moment.
+		select {
+		case <-time.After(followPoll):
+		case <-r.Context().Done():
+			return
+		}
+		f, err = a.logs.open(id, attempt)
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("no log kept for job %s attempt %d on node %s", id, attempt, a.cfg.NodeName)})
 		return
@@ -90,15 +111,21 @@ func (a *Agent) serveLog(w http.ResponseWriter, r *http.Request, id string, atte
 	}
 }
 
-// attemptRunning reports whether attempt is the job's running attempt.
+// attemptRunning reports whether attempt of the job still runs: on this
+// node's dispatcher (which knows before the replica does), or per the
+// replicated state.
 func (a *Agent) attemptRunning(id string, attempt int) bool {
+	if a.dispatcher != nil && a.dispatcher.runs(id, attempt) {
+		return true
+	}
 	j, ok := a.store.Get(id)
 	return ok && j.State == queue.StateRunning && j.Attempt == attempt
 }
 
-// proxyStream forwards a GET to another node and streams the answer.
-func (a *Agent) proxyStream(w http.ResponseWriter, r *http.Request, addr string) {
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "http://"+addr+r.URL.RequestURI(), nil)
+// proxyStream forwards a GET of uri (path and query) to another node and
+// streams the answer.
+func (a *Agent) proxyStream(w http.ResponseWriter, r *http.Request, addr, uri string) {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "http://"+addr+uri, nil)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -53,23 +53,27 @@ func (a *Agent) startPlugins(ctx context.Context) error {
 		return fmt.Errorf("plugins: %w", err)
 	}
 	for _, st := range m.Plugins() {
-		if st.Status == host.StateFailed {
+		switch st.Status {
+		case host.StateFailed:
 			a.logger.Error("plugin unavailable", "plugin", st.Name, "error", st.Error)
-		} else {
+		case host.StateSkipped:
+			a.logger.Warn("plugin_dir entry skipped", "file", st.Path, "reason", st.Error)
+		default:
 			a.logger.Info("plugin ready", "plugin", st.Name, "version", st.Version, "concurrency", st.Concurrency)
 		}
 	}
 	return nil
 }
 
-// localPluginNames lists the plugins this node can run.
+// localPluginNames lists the plugins this node can run (a crashed plugin
+// that is being restarted counts).
 func (a *Agent) localPluginNames() []string {
 	if a.plugins == nil {
 		return nil
 	}
 	var names []string
 	for _, st := range a.plugins.Plugins() {
-		if st.Status != host.StateFailed {
+		if st.Status == host.StateReady || st.Status == host.StateRestarting {
 			names = append(names, st.Name)
 		}
 	}
@@ -95,7 +99,7 @@ func (a *Agent) handlePlugins(w http.ResponseWriter, r *http.Request) {
 			out.Plugins = append(out.Plugins, api.Plugin{
 				Name: st.Name, Version: st.Version, Description: st.Description, Path: st.Path,
 				Builtin: st.Builtin, Status: st.Status.String(), Error: st.Error,
-				Concurrency: st.Concurrency, Running: st.Running,
+				Concurrency: st.Concurrency, Running: st.Running, PID: st.PID,
 			})
 		}
 	}

@@ -165,10 +165,12 @@ type Plugin struct {
 	Description string `json:"description,omitempty"`
 	Path        string `json:"path,omitempty"`
 	Builtin     bool   `json:"builtin"`
-	Status      string `json:"status"` // "ready", "restarting", "failed"
+	Status      string `json:"status"` // "starting", "ready", "restarting", "failed", "skipped"
 	Error       string `json:"error,omitempty"`
 	Concurrency int    `json:"concurrency"`
 	Running     int    `json:"running"`
+	// PID is the plugin process's ID while it runs.
+	PID int `json:"pid,omitempty"`
 }
 
 // PluginList answers GET /v1/plugins.

@@ -25,7 +25,9 @@ func (c *PluginListCommand) Help() string {
 Usage: corral plugin list [options]
 
   List the worker plugins of the agent's node: built-in and from
-  plugin_dir, with their status, concurrency and running jobs.
+  plugin_dir, with their status (ready, restarting, failed with the
+  reason, or skipped for a plugin_dir file that is not executable), the
+  plugin process's PID, and running jobs out of the plugin's concurrency.
 ` + clientFlagsHelp)
 }
 
@@ -52,10 +54,17 @@ func (c *PluginListCommand) Run(args []string) int {
 				if p.Error != "" {
 					status += ": " + oneLine(p.Error)
 				}
-				rows[i] = []string{p.Name, dash(p.Version), status,
-					fmt.Sprintf("%d/%s", p.Running, strconv.Itoa(p.Concurrency)), source, dash(p.Description)}
+				pid := "-"
+				if p.PID > 0 {
+					pid = strconv.Itoa(p.PID)
+				}
+				running := fmt.Sprintf("%d/%d", p.Running, p.Concurrency)
+				if p.Status == "failed" || p.Status == "skipped" {
+					running = "-"
+				}
+				rows[i] = []string{p.Name, dash(p.Version), status, pid, running, source, dash(p.Description)}
 			}
-			table(w, []string{"Name", "Version", "Status", "Running", "Source", "Description"}, rows)
+			table(w, []string{"Name", "Version", "Status", "PID", "Running", "Source", "Description"}, rows)
 		})
 	})
 }

@@ -106,6 +106,9 @@ const (
 	StateRestarting State = "restarting"
 	// StateFailed: could not start; see Status.Error.
 	StateFailed State = "failed"
+	// StateSkipped: a plugin_dir entry that is not an executable file and
+	// was not configured; listed so a forgotten chmod +x is visible.
+	StateSkipped State = "skipped"
 )
 
 // String returns the state's name.
@@ -119,7 +122,8 @@ type Status struct {
 	Path        string `json:"path"`
 	Builtin     bool   `json:"builtin"`
 	Status      State  `json:"status"`
-	// Error is a one-line reason when Status is failed or restarting.
+	// Error is a one-line reason when Status is failed, restarting or
+	// skipped.
 	Error       string `json:"error,omitempty"`
 	Concurrency int    `json:"concurrency"`
 	Running     int    `json:"running"`

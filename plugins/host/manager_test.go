@@ -52,8 +52,8 @@ func TestStartFingerprintsAndListsPlugins(t *testing.T) {
 			t.Errorf("%s: error is not one line: %q", s.Name, s.Error)
 		}
 	}
-	if _, ok := got["README.txt"]; ok {
-		t.Errorf("non-executable file listed: %+v", got["README.txt"])
+	if s := got["README.txt"]; s.Status != StateSkipped || !strings.Contains(s.Error, "not executable") {
+		t.Errorf("non-executable file: want skipped with \"not executable\", got %+v", s)
 	}
 
 	up := got["upper"]

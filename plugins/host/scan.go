@@ -36,9 +36,12 @@ func (m *Manager) discover() []*instance {
 			path := filepath.Join(m.cfg.Dir, name)
 			_, configured := m.cfg.Plugins[name]
 			if reason := notExecutable(path); reason != "" {
-				if configured {
+				switch {
+				case configured:
 					add(m.failedInstance(name, path, reason))
-				} else {
+				case !seen[name] && !e.IsDir():
+					add(m.skippedInstance(name, path, reason))
+				default:
 					m.logger.Debug("skipping plugin_dir entry", "path", path, "reason", reason)
 				}
 				continue
@@ -109,6 +112,15 @@ func (m *Manager) newInstance(name, path string, args []string, builtin bool) *i
 		state:        StateStarting,
 		kick:         make(chan struct{}, 1),
 	}
+}
+
+// skippedInstance returns an instance listed as skipped with reason.
+func (m *Manager) skippedInstance(name, path, reason string) *instance {
+	inst := m.newInstance(name, path, nil, false)
+	inst.state = StateSkipped
+	inst.err = reason
+	m.logger.Warn("skipping plugin_dir entry", "path", path, "reason", reason)
+	return inst
 }
 
 // failedInstance returns an instance listed as failed with reason.
