@@ -1,6 +1,9 @@
 package daemon
 
-import "net/http"
+import (
+	"net/http"
+	"net/http/pprof"
+)
 
 // registerExtraRoutes adds the endpoints of the plugin and membership
 // subsystems and the node-to-leader protocol.
@@ -14,4 +17,11 @@ func (a *Agent) registerExtraRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/internal/stats", a.handleStats)
 	mux.HandleFunc("GET /v1/members", a.handleMembers)
 	mux.HandleFunc("GET /v1/metrics", a.handleMetrics)
+	if a.cfg.EnableDebug {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 }

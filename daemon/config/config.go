@@ -34,6 +34,9 @@ type Config struct {
 	Queues map[string]Queue
 	// Limits holds request and job limits.
 	Limits Limits
+	// EnableDebug serves Go's pprof profiles under /debug/pprof/ on the
+	// HTTP API; default false.
+	EnableDebug bool
 	// Dev marks a -dev agent: one node, bootstrapped at once, temp data dir.
 	Dev bool
 }

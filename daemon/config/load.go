@@ -97,6 +97,7 @@ func decodeFile(body hcl.Body, c *Config) hcl.Diagnostics {
 		"advertise_addr": stringAttr(&c.AdvertiseAddr),
 		"log_level":      stringAttr(&c.LogLevel),
 		"plugin_dir":     stringAttr(&c.PluginDir),
+		"enable_debug":   boolAttr(&c.EnableDebug),
 	}
 	single := map[string]map[string]setter{
 		"ports": {
