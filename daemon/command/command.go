@@ -82,6 +82,7 @@ func commands(m Meta) map[string]cli.CommandFactory {
 		"plugin list":  cmd(&PluginListCommand{Meta: m}),
 		"plugin serve": cmd(&PluginServeCommand{Meta: m}),
 
+		"bench":   cmd(&BenchCommand{Meta: m}),
 		"keygen":  cmd(&KeygenCommand{Meta: m}),
 		"version": cmd(&VersionCommand{Meta: m}),
 	}
