@@ -14,8 +14,12 @@ import (
 
 // Errors of the write path.
 var (
-	// ErrNotLeader means this node is not the leader; the caller forwards.
+	// ErrNotLeader means this node is not the leader and the write was not
+	// applied; the caller forwards or retries.
 	ErrNotLeader = errors.New("not the leader")
+	// ErrLeadershipLost means leadership was lost after the write was handed
+	// to raft: it may or may not have been committed.
+	ErrLeadershipLost = errors.New("leadership lost while the write was in flight: it may or may not have been applied; retry with a unique_key to be safe")
 	// ErrNoLeader means the cluster has no leader right now.
 	ErrNoLeader = errors.New("no cluster leader: the cluster is electing one or has lost quorum; retry shortly")
 	// ErrShuttingDown means the agent is stopping.
@@ -237,9 +241,10 @@ func failAll(reqs []*applyReq, err error) {
 // mapRaftError turns raft's errors into the daemon's.
 func mapRaftError(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return ErrNotLeader
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return ErrLeadershipLost
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return ErrShuttingDown
 	case errors.Is(err, raft.ErrEnqueueTimeout):

@@ -89,7 +89,7 @@ func newDispatcher(node string, tags map[string]string, leaseTTL time.Duration, 
 	return &dispatcher{
 		node: node, tags: tags, leaseTTL: leaseTTL, maxResult: maxResult,
 		plugins: plugins, leader: leader, logs: logs, logger: logger,
-		client:  &http.Client{Timeout: pollWait + 30*time.Second},
+		client:  &http.Client{Timeout: pollWait + 30*time.Second, Transport: newTransport()},
 		running: map[string]*runningJob{},
 		perPlug: map[string]int{},
 		freed:   make(chan struct{}),
@@ -317,17 +317,11 @@ func (d *dispatcher) releaseSlots(batch []finished) {
 func (d *dispatcher) execute(ctx context.Context, rj *runningJob) queue.Report {
 	l := rj.lease
 	rep := queue.Report{ID: l.ID, Token: l.Token, Node: d.node}
-	logw, err := d.logs.create(l.ID, l.Attempt)
-	if err != nil {
-		d.logger.Warn("cannot open job log", "job", l.ID, "error", err)
-	}
-	sink := &jobReporter{log: logw, progress: &rj.progress}
+	sink := &jobReporter{logs: d.logs, id: l.ID, attempt: l.Attempt, logger: d.logger, progress: &rj.progress}
 	result, err := d.plugins.Run(ctx, l.Plugin, host.RunRequest{
 		JobID: l.ID, Attempt: l.Attempt, Queue: l.Queue, Payload: l.Payload, Timeout: l.Timeout,
 	}, sink)
-	if logw != nil {
-		_ = logw.Close()
-	}
+	sink.close()
 	var jerr *host.JobError
 	var aborted errAborted
 	switch {
@@ -446,17 +440,37 @@ func (d *dispatcher) runs(id string, attempt int) bool {
 }
 
 // jobReporter receives a running job's logs and progress from the plugin.
+// The plugin host calls it from one goroutine. The log file is created at
+// the first line, so jobs that print nothing cost no file system work.
 type jobReporter struct {
-	log      io.Writer
+	logs     *jobLogs
+	id       string
+	attempt  int
+	logger   hclog.Logger
+	log      io.WriteCloser
+	failed   bool
 	progress *progress
 }
 
 // Log appends one line to the attempt's log file.
 func (r *jobReporter) Log(stream, line string) {
-	if r.log == nil {
-		return
+	if r.log == nil && !r.failed {
+		var err error
+		if r.log, err = r.logs.create(r.id, r.attempt); err != nil {
+			r.failed = true
+			r.logger.Warn("cannot open job log", "job", r.id, "error", err)
+		}
 	}
-	_, _ = io.WriteString(r.log, line+"\n")
+	if r.log != nil {
+		_, _ = io.WriteString(r.log, line+"\n")
+	}
+}
+
+// close closes the log file, if one was made.
+func (r *jobReporter) close() {
+	if r.log != nil {
+		_ = r.log.Close()
+	}
 }
 
 // Progress records the latest progress.

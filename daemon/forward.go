@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -19,8 +20,24 @@ const (
 	catchUpWait = 2 * time.Second
 )
 
-// forwardClient carries forwarded writes to the leader.
-var forwardClient = &http.Client{Timeout: 60 * time.Second}
+// forwardClient carries forwarded writes to the leader; it keeps enough
+// idle connections for many concurrent writers.
+var forwardClient = &http.Client{
+	Timeout:   60 * time.Second,
+	Transport: newTransport(),
+}
+
+// newTransport is an HTTP transport for node-to-node calls.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	return t
+}
+
+// forwardAttempts bounds how often a follower retries a write that the
+// leader rejected before applying it (leadership moved meanwhile).
+const forwardAttempts = 3
 
 // leaderOnly wraps a write handler: on the leader it runs h; on a follower
 // it proxies the request to the leader's HTTP API.
@@ -62,25 +79,32 @@ func (a *Agent) leaderHTTP(ctx context.Context) (string, error) {
 	}
 }
 
-// forward proxies r to the leader and copies the answer back.
+// forward proxies r to the leader and copies the answer back. A write the
+// leader rejected unapplied (it had just lost leadership) is sent again to
+// the new leader.
 func (a *Agent) forward(w http.ResponseWriter, r *http.Request) {
-	addr, err := a.leaderHTTP(r.Context())
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(a.cfg.Limits.MaxRequestBytes)+1))
 	if err != nil {
-		writeError(w, err)
+		writeError(w, badRequest("read request body: %v", err))
 		return
 	}
-	url := "http://" + addr + r.URL.RequestURI()
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, url, r.Body)
-	if err != nil {
-		writeError(w, fmt.Errorf("forward to leader: %w", err))
-		return
-	}
-	req.Header = r.Header.Clone()
-	req.Header.Set(headerForwarded, a.nodeID)
-	resp, err := forwardClient.Do(req)
-	if err != nil {
-		writeError(w, fmt.Errorf("forward to leader at %s: %w: %w", addr, err, ErrNoLeader))
-		return
+	var resp *http.Response
+	for attempt := 1; ; attempt++ {
+		resp, err = a.forwardOnce(r, body)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get(headerRetryable) == "" || attempt == forwardAttempts {
+			break
+		}
+		resp.Body.Close()
+		select { // let the cluster settle on its new leader
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		case <-r.Context().Done():
+			writeError(w, r.Context().Err())
+			return
+		}
 	}
 	defer resp.Body.Close()
 	if idx, err := strconv.ParseUint(resp.Header.Get(headerIndex), 10, 64); err == nil && resp.StatusCode < 300 {
@@ -95,6 +119,28 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
+}
+
+// forwardOnce sends one copy of a write to the current leader.
+func (a *Agent) forwardOnce(r *http.Request, body []byte) (*http.Response, error) {
+	addr, err := a.leaderHTTP(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	if addr == a.httpAddr {
+		return nil, ErrNotLeader // leadership came here mid-way; the client retries
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("forward to leader: %w", err)
+	}
+	req.Header = r.Header.Clone()
+	req.Header.Set(headerForwarded, a.nodeID)
+	resp, err := forwardClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("forward to leader at %s: %w: %w", addr, err, ErrNoLeader)
+	}
+	return resp, nil
 }
 
 // catchUpLimit bounds how long a read waits for the FSM after a restart.

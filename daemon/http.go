@@ -19,8 +19,8 @@ const (
 	headerIndex = "X-Corral-Index"
 	// headerForwarded marks a request a follower forwarded to the leader.
 	headerForwarded = "X-Corral-Forwarded"
-	// headerKnownLeader says whether the serving node knows a leader.
-	headerKnownLeader = "X-Corral-Known-Leader"
+	// headerRetryable marks an error answer whose write was not applied.
+	headerRetryable = "X-Corral-Retryable"
 	// maxBlockingWait caps ?wait= of blocking queries.
 	maxBlockingWait = 5 * time.Minute
 	// defaultBlockingWait applies when ?index= is given without ?wait=.
@@ -52,7 +52,7 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, queue.ErrTerminal), errors.Is(err, queue.ErrNotRetryable), errors.Is(err, queue.ErrStaleToken):
 		return http.StatusConflict
-	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrShuttingDown):
+	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrLeadershipLost), errors.Is(err, ErrShuttingDown):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable
@@ -68,13 +68,16 @@ func writeJSON(w http.ResponseWriter, code int, v any, index uint64) {
 	}
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
 }
 
-// writeError answers {"error": ...} with the status that fits err.
+// writeError answers {"error": ...} with the status that fits err. A
+// write that was rejected before reaching raft is marked safe to retry.
 func writeError(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrNotLeader) {
+		w.Header().Set(headerRetryable, "true")
+	}
 	writeJSON(w, statusOf(err), api.Error{Error: err.Error()}, 0)
 }
 

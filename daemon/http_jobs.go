@@ -104,7 +104,15 @@ func (a *Agent) handleGetJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	job, ok := a.store.Get(id)
-	if blocking && (!ok || job.Index <= minIndex) {
+	if blocking && !ok {
+		// A job this node has not seen may still be replicating from a
+		// submit on another node: give it a moment before saying 404.
+		waitFor(r.Context(), a.store, min(wait, catchUpWait), func() bool {
+			job, ok = a.store.Get(id)
+			return ok
+		})
+	}
+	if blocking && ok && job.Index <= minIndex {
 		waitFor(r.Context(), a.store, wait, func() bool {
 			job, ok = a.store.Get(id)
 			return !ok || job.Index > minIndex

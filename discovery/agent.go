@@ -211,10 +211,13 @@ func (a *Agent) serfConfig(cfg AgentConfig) (*serf.Config, error) {
 
 	var mc *memberlist.Config
 	if cfg.Fast {
+		// Fast, but not so tight that a node starved of CPU (every node
+		// of a cluster on one small box, under load) is suspected: a dead
+		// node is declared failed in about two seconds.
 		mc = memberlist.DefaultLocalConfig()
-		mc.ProbeInterval = 200 * time.Millisecond
-		mc.ProbeTimeout = 100 * time.Millisecond
-		mc.SuspicionMult = 3
+		mc.ProbeInterval = 500 * time.Millisecond
+		mc.ProbeTimeout = 400 * time.Millisecond
+		mc.SuspicionMult = 4
 		mc.SuspicionMaxTimeoutMult = 2
 		mc.GossipInterval = 50 * time.Millisecond
 		mc.PushPullInterval = 5 * time.Second

@@ -146,6 +146,9 @@ func NewClient(address, token string) (*Client, error) {
 	u.RawQuery, u.Fragment = "", ""
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	// One client is often shared by many goroutines: keep their
+	// connections instead of redialling (and piling up TIME_WAIT).
+	transport.MaxIdleConnsPerHost = 128
 	return &Client{
 		base:    u,
 		token:   token,
