@@ -51,7 +51,7 @@ func (a *Agent) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, ErrNotLeader)
 			return
 		}
-		a.forward(w, r)
+		a.forward(w, r, h)
 	}
 }
 
@@ -82,7 +82,7 @@ func (a *Agent) leaderHTTP(ctx context.Context) (string, error) {
 // forward proxies r to the leader and copies the answer back. A write the
 // leader rejected unapplied (it had just lost leadership) is sent again to
 // the new leader.
-func (a *Agent) forward(w http.ResponseWriter, r *http.Request) {
+func (a *Agent) forward(w http.ResponseWriter, r *http.Request, h http.HandlerFunc) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(a.cfg.Limits.MaxRequestBytes)+1))
 	if err != nil {
 		writeError(w, badRequest("read request body: %v", err))
@@ -90,7 +90,18 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	var resp *http.Response
 	for attempt := 1; ; attempt++ {
-		resp, err = a.forwardOnce(r, body)
+		addr, err := a.leaderHTTP(r.Context())
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if addr == a.httpAddr {
+			// This node became the leader meanwhile (e.g. just after start).
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			h(w, r)
+			return
+		}
+		resp, err = a.forwardOnce(r, addr, body)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -121,15 +132,8 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(w, resp.Body)
 }
 
-// forwardOnce sends one copy of a write to the current leader.
-func (a *Agent) forwardOnce(r *http.Request, body []byte) (*http.Response, error) {
-	addr, err := a.leaderHTTP(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	if addr == a.httpAddr {
-		return nil, ErrNotLeader // leadership came here mid-way; the client retries
-	}
+// forwardOnce sends one copy of a write to the leader at addr.
+func (a *Agent) forwardOnce(r *http.Request, addr string, body []byte) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("forward to leader: %w", err)
