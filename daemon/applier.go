@@ -77,14 +77,37 @@ func (p *parkedClaims) unpark(req *applyReq) bool {
 	return false
 }
 
-// take removes up to n parked requests.
-func (p *parkedClaims) take(n int) []*applyReq {
+// take removes up to n parked requests that can claim work of a plugin
+// in plugins (any plugin when all is set).
+func (p *parkedClaims) take(n int, plugins map[string]bool, all bool) []*applyReq {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n = min(n, len(p.reqs))
-	out := append([]*applyReq(nil), p.reqs[:n]...)
-	p.reqs = append(p.reqs[:0], p.reqs[n:]...)
+	var out []*applyReq
+	kept := p.reqs[:0]
+	for _, r := range p.reqs {
+		if len(out) < n && (all || claimsAny(r.cmd, plugins)) {
+			out = append(out, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	clear(p.reqs[len(kept):])
+	p.reqs = kept
 	return out
+}
+
+// claimsAny reports whether a parked Claim has slots for one of plugins.
+func claimsAny(c queue.Command, plugins map[string]bool) bool {
+	cl, ok := c.(*queue.Claim)
+	if !ok {
+		return false
+	}
+	for p, n := range cl.Slots {
+		if n > 0 && plugins[p] {
+			return true
+		}
+	}
+	return false
 }
 
 // takeAll removes every parked request.
@@ -96,10 +119,16 @@ func (p *parkedClaims) takeAll() []*applyReq {
 	return out
 }
 
-// makesWork reports whether a command can make jobs claimable.
-func makesWork(c queue.Command) bool {
-	switch c.Kind() {
-	case queue.KindSubmit, queue.KindRetry, queue.KindSetQueue, queue.KindExpireLeases, queue.KindComplete:
+// makesWork reports which plugins' jobs a command can make claimable:
+// a submit those of its specs; a retry, a queue change or a lease expiry
+// (whose entry also promotes due scheduled jobs) any plugin's.
+func makesWork(c queue.Command, plugins map[string]bool) (all bool) {
+	switch cmd := c.(type) {
+	case *queue.Submit:
+		for i := range cmd.Specs {
+			plugins[cmd.Specs[i].Plugin] = true
+		}
+	case *queue.Retry, *queue.SetQueue, *queue.ExpireLeases:
 		return true
 	}
 	return false
@@ -145,6 +174,7 @@ func (a *applier) Apply(ctx context.Context, cmd queue.Command) (queue.Result, u
 // run packs requests into entries until ctx ends.
 func (a *applier) run(ctx context.Context) {
 	batch := make([]*applyReq, 0, maxBatchCmds)
+	plugins := map[string]bool{}
 	for {
 		select {
 		case a.slots <- struct{}{}:
@@ -169,11 +199,13 @@ func (a *applier) run(ctx context.Context) {
 				break gather
 			}
 		}
+		clear(plugins)
+		all := false
 		for _, r := range batch {
-			if makesWork(r.cmd) {
-				batch = append(batch, a.parked.take(maxBatchCmds-len(batch))...)
-				break
-			}
+			all = makesWork(r.cmd, plugins) || all
+		}
+		if all || len(plugins) > 0 {
+			batch = append(batch, a.parked.take(maxBatchCmds-len(batch), plugins, all)...)
 		}
 		a.submit(batch)
 	}
