@@ -111,7 +111,7 @@ func openRaft(cfg *config.Config, dataDir, nodeID string, bind, advertise string
 	if err != nil {
 		return nil, fmt.Errorf("open %s (is another agent using this data dir?): %w", filepath.Join(dir, "raft.db"), err)
 	}
-	logs, err := raft.NewLogCache(512, n.store)
+	logs, err := raft.NewLogCache(128, n.store)
 	if err != nil {
 		return nil, fmt.Errorf("log cache: %w", err)
 	}
