@@ -9,6 +9,7 @@ import (
 
 	"github.com/corral-dev/corral/queue"
 	"github.com/hashicorp/go-hclog"
+	metrics "github.com/hashicorp/go-metrics/compat"
 	"github.com/hashicorp/raft"
 )
 
@@ -159,6 +160,7 @@ func newApplier(r *raft.Raft, logger hclog.Logger) *applier {
 // index of the entry that carried it. It returns ErrNotLeader when this
 // node does not lead.
 func (a *applier) Apply(ctx context.Context, cmd queue.Command) (queue.Result, uint64, error) {
+	defer metrics.MeasureSince([]string{"applier", "apply"}, time.Now())
 	req := &applyReq{cmd: cmd, done: make(chan applyDone, 1)}
 	select {
 	case a.reqs <- req:
@@ -225,10 +227,15 @@ func (a *applier) submit(batch []*applyReq) {
 		failAll(reqs, fmt.Errorf("encode entry: %w", err))
 		return
 	}
+	metrics.AddSample([]string{"applier", "entry_commands"}, float32(len(batch)))
+	metrics.AddSample([]string{"applier", "entry_bytes"}, float32(len(data)))
+	start := time.Now()
 	fut := a.raft.Apply(data, applyTimeout)
 	go func() {
 		defer func() { <-a.slots }()
-		if err := fut.Error(); err != nil {
+		err := fut.Error()
+		metrics.MeasureSince([]string{"applier", "commit"}, start)
+		if err != nil {
 			failAll(reqs, mapRaftError(err))
 			return
 		}
