@@ -147,13 +147,9 @@ func (a *Agent) handleListJobs(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
-	minIndex, wait, blocking, err := blockingQuery(r)
-	if err != nil {
+	if err := a.blockOnStore(r); err != nil {
 		writeError(w, err)
 		return
-	}
-	if blocking {
-		waitFor(r.Context(), a.store, wait, func() bool { return a.store.Index() > minIndex })
 	}
 	index := a.store.Index()
 	jobs := a.store.List(f)
@@ -162,6 +158,16 @@ func (a *Agent) handleListJobs(w http.ResponseWriter, r *http.Request) {
 		out.Jobs[i] = toAPIJob(j)
 	}
 	writeJSON(w, http.StatusOK, out, index)
+}
+
+// blockOnStore serves the blocking-query parameters of a list read: with
+// ?index=N it waits until the store has moved past N (or the wait ends).
+func (a *Agent) blockOnStore(r *http.Request) error {
+	minIndex, wait, blocking, err := blockingQuery(r)
+	if err == nil && blocking {
+		waitFor(r.Context(), a.store, wait, func() bool { return a.store.Index() > minIndex })
+	}
+	return err
 }
 
 // handleCancel serves DELETE /v1/jobs/{id} (leader only).
@@ -188,13 +194,9 @@ func (a *Agent) applyJobCommand(w http.ResponseWriter, r *http.Request, cmd queu
 
 // handleQueues serves GET /v1/queues.
 func (a *Agent) handleQueues(w http.ResponseWriter, r *http.Request) {
-	minIndex, wait, blocking, err := blockingQuery(r)
-	if err != nil {
+	if err := a.blockOnStore(r); err != nil {
 		writeError(w, err)
 		return
-	}
-	if blocking {
-		waitFor(r.Context(), a.store, wait, func() bool { return a.store.Index() > minIndex })
 	}
 	index := a.store.Index()
 	qs := a.store.Queues()

@@ -129,12 +129,7 @@ func (a *Agent) handlePoll(w http.ResponseWriter, r *http.Request) {
 		select {
 		case d := <-parkedDone(parked):
 			parked = nil
-			if err := firstErr(d.err, d.result.Err); err != nil {
-				writeError(w, err)
-				return
-			}
-			if len(d.result.Leases) > 0 {
-				writeJSON(w, http.StatusOK, pollResponse{Leases: wireLeases(d.result.Leases)}, 0)
+			if answerParked(w, d) {
 				return
 			}
 		case <-changed:
@@ -146,13 +141,7 @@ func (a *Agent) handlePoll(w http.ResponseWriter, r *http.Request) {
 		if parked != nil && !a.applier.parked.unpark(parked) {
 			// The applier already put the claim in an entry: its leases
 			// are real and must reach the node.
-			d := <-parked.done
-			if err := firstErr(d.err, d.result.Err); err != nil {
-				writeError(w, err)
-				return
-			}
-			if len(d.result.Leases) > 0 {
-				writeJSON(w, http.StatusOK, pollResponse{Leases: wireLeases(d.result.Leases)}, 0)
+			if answerParked(w, <-parked.done) {
 				return
 			}
 		}
@@ -161,6 +150,20 @@ func (a *Agent) handlePoll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// answerParked answers a poll with the outcome of its parked claim when
+// that outcome is an error or granted leases; it reports whether it did.
+func answerParked(w http.ResponseWriter, d applyDone) bool {
+	if err := firstErr(d.err, d.result.Err); err != nil {
+		writeError(w, err)
+		return true
+	}
+	if len(d.result.Leases) > 0 {
+		writeJSON(w, http.StatusOK, pollResponse{Leases: wireLeases(d.result.Leases)}, 0)
+		return true
+	}
+	return false
 }
 
 // parkedDone returns the result channel of a parked claim, or nil (which
