@@ -337,7 +337,7 @@ func (m *Manager) AutopilotState() *autopilot.State { return m.apState.Load() }
 // is out of the raft configuration or ctx ends (then it returns an error
 // wrapping ErrNotRemoved). The caller still shuts down raft and the agent.
 func (m *Manager) Leave(ctx context.Context) error {
-	if m.raft.State() == raft.Leader {
+	if m.raft.State() == raft.Leader && m.hasOtherVoters() {
 		if err := m.raft.LeadershipTransfer().Error(); err != nil {
 			m.logger.Warn("leadership transfer before leave failed", "error", err)
 			if err := m.removeSelfAsLeader(); err != nil {
@@ -351,6 +351,20 @@ func (m *Manager) Leave(ctx context.Context) error {
 		return err
 	}
 	return m.waitRemoved(ctx)
+}
+
+// hasOtherVoters reports whether another voter could take leadership.
+func (m *Manager) hasOtherVoters() bool {
+	cfg, err := m.configuration()
+	if err != nil {
+		return false
+	}
+	for _, s := range cfg.Servers {
+		if s.ID != m.self && s.Suffrage == raft.Voter {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Manager) removeSelfAsLeader() error {
