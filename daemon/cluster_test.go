@@ -152,3 +152,35 @@ func TestFollowerReadsBlockUntilChange(t *testing.T) {
 		t.Fatalf("unknown job: got %v, want not found", err)
 	}
 }
+
+// TestConcurrentSubmitsShareRaftEntries: the applier's group commit packs
+// concurrent writes into shared raft entries, so 200 concurrent submits
+// take far fewer than 200 log entries (and every one is acknowledged).
+func TestConcurrentSubmitsShareRaftEntries(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3})
+	leader := c.Leader()
+	before := leader.Agent.Raft().LastIndex()
+	const n = 200
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_, err := leader.Client.Submit(ctx, api.JobRequest{Plugin: probe, Payload: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("submit: %v", err)
+		}
+	}
+	entries := leader.Agent.Raft().LastIndex() - before
+	if entries >= n/2 {
+		t.Fatalf("%d concurrent submits took %d raft entries; the applier should pack them", n, entries)
+	}
+	if got := len(leader.Agent.Store().List(queue.Filter{State: queue.StateQueued})); got != n {
+		t.Fatalf("%d jobs queued, want %d", got, n)
+	}
+	t.Logf("%d concurrent submits in %d raft entries", n, entries)
+}
