@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -148,6 +149,15 @@ func TestFollowerReadsBlockUntilChange(t *testing.T) {
 		t.Fatal("blocking query did not return after the change")
 	}
 	_ = job
+	// Reads say how fresh the serving node is.
+	resp, err := http.Get("http://" + follower.Agent.HTTPAddr() + "/v1/jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Corral-Known-Leader") != "true" || resp.Header.Get("X-Corral-Last-Contact") == "" || resp.Header.Get("X-Corral-Index") == "" {
+		t.Fatalf("follower read headers: %v", resp.Header)
+	}
 	if _, err := follower.Client.Job(ctx, "01JNOSUCHJOB0000000000000"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("unknown job: got %v, want not found", err)
 	}

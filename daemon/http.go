@@ -19,6 +19,11 @@ const (
 	headerIndex = "X-Corral-Index"
 	// headerForwarded marks a request a follower forwarded to the leader.
 	headerForwarded = "X-Corral-Forwarded"
+	// headerKnownLeader says whether the serving node knows a leader.
+	headerKnownLeader = "X-Corral-Known-Leader"
+	// headerLastContact is how many ms ago a follower last heard from the
+	// leader (0 on the leader).
+	headerLastContact = "X-Corral-Last-Contact"
 	// headerRetryable marks an error answer whose write was not applied.
 	headerRetryable = "X-Corral-Retryable"
 	// maxBlockingWait caps ?wait= of blocking queries.

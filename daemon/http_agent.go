@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/corral-dev/corral/daemon/api"
 	"github.com/hashicorp/raft"
@@ -30,7 +31,25 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("no such endpoint: %s %s (see the API section of the README)", r.Method, r.URL.Path)})
 	})
-	return mux
+	return a.stalenessHeaders(mux)
+}
+
+// stalenessHeaders notes on every read how fresh this node's state is
+// (Consul's X-Consul-KnownLeader / X-Consul-LastContact): whether it knows
+// a leader, and how long ago it last heard from it (0 on the leader).
+func (a *Agent) stalenessHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			addr, _ := a.node.raft.LeaderWithID()
+			w.Header().Set(headerKnownLeader, strconv.FormatBool(addr != ""))
+			contact := int64(0)
+			if a.node.raft.State() != raft.Leader {
+				contact = time.Since(a.node.raft.LastContact()).Milliseconds()
+			}
+			w.Header().Set(headerLastContact, strconv.FormatInt(contact, 10))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // handleRaftConfiguration serves GET /v1/operator/raft/configuration.
