@@ -16,6 +16,14 @@ import (
 	"github.com/corral-dev/corral/plugins/proto"
 )
 
+// Limits that keep every Session message under gRPC's default 4 MiB
+// receive limit: one oversized message would end the session, and with it
+// every job of the process.
+const (
+	maxResultBytes = 4<<20 - 64<<10
+	maxLogLine     = 1 << 20
+)
+
 // sessionStream is the plugin side of a Session RPC.
 type sessionStream = grpc.BidiStreamingServer[proto.SessionMessage, proto.SessionEvent]
 
@@ -164,6 +172,9 @@ func (r *sessionReporter) Logf(format string, args ...any) { r.Log(fmt.Sprintf(f
 
 // Output implements Reporter.
 func (r *sessionReporter) Output(stream Stream, line string) {
+	if len(line) > maxLogLine {
+		line = line[:maxLogLine] + " [truncated]"
+	}
 	r.send(&proto.SessionEvent{Event: &proto.SessionEvent_Log{
 		Log: &proto.Log{Stream: stream.String(), Line: line},
 	}}, false)
@@ -179,6 +190,9 @@ func (r *sessionReporter) Progress(percent float64, msg string) {
 
 // finish sends the call's final event; later Reporter calls are dropped.
 func (r *sessionReporter) finish(out outcome) {
+	if out.err == nil && len(out.result) > maxResultBytes {
+		out.err = NonRetryable(fmt.Errorf("result of %d bytes exceeds the plugin protocol's limit of %d bytes", len(out.result), maxResultBytes))
+	}
 	ev := &proto.SessionEvent{}
 	if out.err != nil {
 		ev.Event = &proto.SessionEvent_Error{Error: &proto.Error{
