@@ -89,7 +89,7 @@ func (i *instance) start(ctx context.Context) bool {
 	}
 	if i.stopped { // Close raced with Start
 		i.mu.Unlock()
-		proc.client.Kill()
+		proc.close()
 		return false
 	}
 	i.setReadyLocked(proc, info)
@@ -186,7 +186,7 @@ func (i *instance) supervise(ctx context.Context) {
 // restart relaunches the plugin with backoff until it is ready again or
 // ctx ends.
 func (i *instance) restart(ctx context.Context, dead *process) {
-	dead.client.Kill() // reap and release go-plugin's resources
+	dead.close() // reap and release go-plugin's resources
 	i.mu.Lock()
 	if time.Since(dead.started) >= stableAfter {
 		i.crashes = 0
@@ -218,7 +218,7 @@ func (i *instance) restart(ctx context.Context, dead *process) {
 		}
 		if err == nil { // stopping: do not keep the new process
 			i.mu.Unlock()
-			proc.client.Kill()
+			proc.close()
 			return
 		}
 		i.err = "restart failed: " + err.Error()
@@ -247,6 +247,6 @@ func (i *instance) stop() {
 	proc := i.proc
 	i.mu.Unlock()
 	if proc != nil {
-		proc.client.Kill()
+		proc.close()
 	}
 }

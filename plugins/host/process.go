@@ -24,12 +24,22 @@ import (
 type process struct {
 	client  *plugin.Client
 	rpc     proto.WorkerClient
+	sess    *session // nil when the plugin speaks protocol version 1
 	pid     int
 	started time.Time
 }
 
 // exited reports whether the process has ended.
 func (p *process) exited() bool { return p.client.Exited() }
+
+// close ends the session and the process (gracefully: go-plugin asks it to
+// exit, then kills it after 2s).
+func (p *process) close() {
+	if p.sess != nil {
+		p.sess.close()
+	}
+	p.client.Kill()
+}
 
 // launch starts the plugin process, completes the handshake, fingerprints
 // it and configures it. The error is one line, meant for Status.Error.
@@ -46,7 +56,7 @@ func (i *instance) launch(ctx context.Context) (*process, sdk.Info, error) {
 	stderr := &tailWriter{}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{sdk.APIVersion: {sdk.PluginName: &sdk.GRPCPlugin{}}},
+		VersionedPlugins: hostPlugins(),
 		Cmd:              cmd,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -80,15 +90,36 @@ func (i *instance) launch(ctx context.Context) (*process, sdk.Info, error) {
 	if err != nil {
 		return fail(oneLine(fmt.Errorf("fingerprint (Info) failed: %s", status.Convert(err).Message())))
 	}
-	if resp.GetApiVersion() != sdk.APIVersion {
-		return fail(fmt.Errorf("plugin implements worker API version %d; this corral supports %d", resp.GetApiVersion(), sdk.APIVersion))
+	version := client.NegotiatedVersion()
+	if int(resp.GetApiVersion()) != version {
+		return fail(fmt.Errorf("plugin implements worker API version %d but negotiated protocol version %d; this corral supports %d to %d",
+			resp.GetApiVersion(), version, sdk.MinAPIVersion, sdk.APIVersion))
 	}
 	if _, err := worker.Configure(ctx, &proto.ConfigureRequest{ConfigJson: i.config}); err != nil {
 		return fail(oneLine(fmt.Errorf("configure: %s", status.Convert(err).Message())))
 	}
 	pid, _ := strconv.Atoi(client.ID())
 	info := sdk.Info{Name: resp.GetName(), Version: resp.GetVersion(), Description: resp.GetDescription()}
-	return &process{client: client, rpc: worker, pid: pid, started: time.Now()}, info, nil
+	proc := &process{client: client, rpc: worker, pid: pid, started: time.Now()}
+	if version >= 2 {
+		sess, err := openSession(worker, func(err error) { i.sessionEnded(proc, err) })
+		if err != nil {
+			return fail(oneLine(fmt.Errorf("opening the job session: %s", status.Convert(err).Message())))
+		}
+		proc.sess = sess
+	}
+	return proc, info, nil
+}
+
+// hostPlugins is what the host offers go-plugin: the worker under every
+// protocol version it speaks. go-plugin settles on the newest one the
+// plugin serves.
+func hostPlugins() map[int]plugin.PluginSet {
+	sets := make(map[int]plugin.PluginSet, sdk.APIVersion-sdk.MinAPIVersion+1)
+	for v := sdk.MinAPIVersion; v <= sdk.APIVersion; v++ {
+		sets[v] = plugin.PluginSet{sdk.PluginName: &sdk.GRPCPlugin{}}
+	}
+	return sets
 }
 
 // describeStartError turns go-plugin's multi-line start errors into one line

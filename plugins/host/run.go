@@ -67,10 +67,13 @@ func (m *Manager) Run(ctx context.Context, plugin string, req RunRequest, r Repo
 	if r == nil {
 		r = discard{}
 	}
+	if proc.sess != nil {
+		return inst.callSession(ctx, proc, req, r)
+	}
 	return inst.call(ctx, proc, req, r)
 }
 
-// call runs req on proc. The stream's context is ours, not the caller's:
+// call runs req on proc with a Run stream of its own (protocol version 1). The stream's context is ours, not the caller's:
 // a caller cancel cancels it at once, but a timeout first lets the plugin
 // end the call itself (it knows the timeout), so a hung call can be told
 // from a slow one.
@@ -108,15 +111,22 @@ func (i *instance) call(ctx context.Context, proc *process, req RunRequest, r Re
 		case *proto.RunEvent_Result:
 			return e.Result.GetData(), nil
 		case *proto.RunEvent_Error:
-			if req.Timeout > 0 && time.Since(start) >= req.Timeout {
-				return nil, fmt.Errorf("%w after %s: %s", ErrTimeout, req.Timeout, e.Error.GetMessage())
-			}
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("%w: %w", ErrCancelled, ctx.Err())
-			}
-			return nil, &JobError{Message: e.Error.GetMessage(), NonRetryable: e.Error.GetNonRetryable()}
+			return nil, i.jobError(ctx, start, req, e.Error)
 		}
 	}
+}
+
+// jobError maps the plugin's error event for a call begun at start: a
+// plugin that gave up because its timeout passed or the caller cancelled
+// reports that, not a job failure.
+func (i *instance) jobError(ctx context.Context, start time.Time, req RunRequest, e *proto.Error) error {
+	if req.Timeout > 0 && time.Since(start) >= req.Timeout {
+		return fmt.Errorf("%w after %s: %s", ErrTimeout, req.Timeout, e.GetMessage())
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ErrCancelled, ctx.Err())
+	}
+	return &JobError{Message: e.GetMessage(), NonRetryable: e.GetNonRetryable()}
 }
 
 // callError maps a failed stream onto the package's errors.

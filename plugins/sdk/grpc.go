@@ -19,6 +19,12 @@ type GRPCPlugin struct {
 	// Impl is the worker served by the plugin process (nil on the host).
 	Impl Worker
 
+	// APIVersion is the worker protocol version served under this plugin
+	// set (MinAPIVersion..APIVersion; 0 means APIVersion). Version 1 serves
+	// per-job Run streams only and answers Session with Unimplemented, as a
+	// plugin built before version 2 does.
+	APIVersion int
+
 	// runs tracks in-flight jobs; Serve shares it with the watchdog.
 	runs *runTracker
 	// logger is the plugin's stderr logger.
@@ -26,6 +32,17 @@ type GRPCPlugin struct {
 }
 
 var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
+
+// versionedPlugins returns the go-plugin plugin sets Serve offers: w under
+// every protocol version from MinAPIVersion to APIVersion. runs and logger
+// may be nil.
+func versionedPlugins(w Worker, runs *runTracker, logger hclog.Logger) map[int]plugin.PluginSet {
+	sets := make(map[int]plugin.PluginSet, APIVersion-MinAPIVersion+1)
+	for v := MinAPIVersion; v <= APIVersion; v++ {
+		sets[v] = plugin.PluginSet{PluginName: &GRPCPlugin{Impl: w, APIVersion: v, runs: runs, logger: logger}}
+	}
+	return sets
+}
 
 // GRPCServer registers the Worker service for Impl on s.
 func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
@@ -36,7 +53,11 @@ func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	if logger == nil {
 		logger = Logger()
 	}
-	proto.RegisterWorkerServer(s, &server{impl: p.Impl, runs: runs, logger: logger})
+	api := p.APIVersion
+	if api == 0 {
+		api = APIVersion
+	}
+	proto.RegisterWorkerServer(s, &server{impl: p.Impl, api: api, runs: runs, logger: logger})
 	return nil
 }
 

@@ -17,16 +17,24 @@ import (
 	"github.com/hashicorp/go-plugin"
 )
 
-// APIVersion is the version of the worker protocol this SDK implements; the
-// host refuses plugins that report another version.
-const APIVersion = 1
+// APIVersion is the newest version of the worker protocol this SDK
+// implements. Version 2 runs every job of a plugin process over one
+// multiplexed Session stream; version 1 opens one Run stream per job. A
+// plugin serves both, and go-plugin settles on the newest version the host
+// also speaks.
+const APIVersion = 2
+
+// MinAPIVersion is the oldest worker protocol version the SDK serves and
+// the host accepts.
+const MinAPIVersion = 1
 
 // PluginName is the name under which the worker is dispensed over go-plugin.
 const PluginName = "worker"
 
 // Handshake is shared by the Corral host and its plugins. A binary launched
 // without the cookie in its environment refuses to start, and the protocol
-// version is negotiated through VersionedPlugins.
+// version (MinAPIVersion to APIVersion) is negotiated through
+// VersionedPlugins.
 var Handshake = plugin.HandshakeConfig{
 	ProtocolVersion:  1,
 	MagicCookieKey:   "CORRAL_PLUGIN",

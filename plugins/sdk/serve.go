@@ -46,12 +46,10 @@ func Serve(w Worker) {
 	}()
 
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{
-			APIVersion: {PluginName: &GRPCPlugin{Impl: w, runs: runs, logger: logger}},
-		},
-		GRPCServer: plugin.DefaultGRPCServer,
-		Logger:     logger,
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: versionedPlugins(w, runs, logger),
+		GRPCServer:       plugin.DefaultGRPCServer,
+		Logger:           logger,
 	})
 
 	stop()

@@ -32,6 +32,7 @@ const (
 type server struct {
 	proto.UnimplementedWorkerServer
 	impl   Worker
+	api    int // the protocol version served
 	runs   *runTracker
 	logger hclog.Logger
 }
@@ -43,7 +44,7 @@ func (s *server) Info(context.Context, *proto.Empty) (*proto.InfoResponse, error
 		Name:        info.Name,
 		Version:     info.Version,
 		Description: info.Description,
-		ApiVersion:  APIVersion,
+		ApiVersion:  uint32(s.api),
 	}, nil
 }
 
@@ -73,25 +74,11 @@ func (s *server) Run(req *proto.RunRequest, stream grpc.ServerStreamingServer[pr
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.GetTimeoutMs())*time.Millisecond)
 		defer cancel()
 	}
-	job := Job{
-		ID:      req.GetJobId(),
-		Attempt: int(req.GetAttempt()),
-		Queue:   req.GetQueue(),
-		Payload: req.GetPayload(),
-	}
+	job := jobOf(req)
 	rep := &streamReporter{stream: stream}
 
 	results := make(chan outcome, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				s.logger.Error("worker panicked", "job", job.ID, "panic", p, "stack", string(debug.Stack()))
-				results <- outcome{err: fmt.Errorf("plugin panicked: %v", p)}
-			}
-		}()
-		res, err := s.impl.Run(ctx, job, rep)
-		results <- outcome{result: res, err: err}
-	}()
+	go func() { results <- s.runWorker(ctx, job, rep) }()
 
 	var out outcome
 	select {
@@ -106,6 +93,28 @@ func (s *server) Run(req *proto.RunRequest, stream grpc.ServerStreamingServer[pr
 		}
 	}
 	return rep.finish(out)
+}
+
+// jobOf converts a request to the Job handed to Worker.Run.
+func jobOf(req *proto.RunRequest) Job {
+	return Job{
+		ID:      req.GetJobId(),
+		Attempt: int(req.GetAttempt()),
+		Queue:   req.GetQueue(),
+		Payload: req.GetPayload(),
+	}
+}
+
+// runWorker calls the worker's Run, turning a panic into the job's error.
+func (s *server) runWorker(ctx context.Context, job Job, rep Reporter) (out outcome) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger.Error("worker panicked", "job", job.ID, "panic", p, "stack", string(debug.Stack()))
+			out = outcome{err: fmt.Errorf("plugin panicked: %v", p)}
+		}
+	}()
+	res, err := s.impl.Run(ctx, job, rep)
+	return outcome{result: res, err: err}
 }
 
 // streamReporter sends Reporter calls as RunEvents; grpc streams are not

@@ -4,7 +4,9 @@
 //	hang        a worker whose Run ignores cancellation
 //	stdout      prints to stdout before serving
 //	badcookie   a go-plugin server with another magic cookie
-//	badversion  a Corral plugin that only speaks protocol version 2
+//	badversion  a Corral plugin that only speaks protocol version 3
+//	v1only      a plugin as built before protocol version 2: it serves only
+//	            version 1 (a Run stream per job, no Session)
 package main
 
 import (
@@ -28,6 +30,7 @@ func (w worker) Run(ctx context.Context, job sdk.Job, r sdk.Reporter) ([]byte, e
 		r.Log("hanging")
 		select {} // ignores ctx on purpose
 	}
+	r.Log("running " + job.ID)
 	return []byte("ok"), nil
 }
 
@@ -47,8 +50,15 @@ func main() {
 	case "badversion":
 		plugin.Serve(&plugin.ServeConfig{
 			HandshakeConfig:  sdk.Handshake,
-			VersionedPlugins: map[int]plugin.PluginSet{2: {sdk.PluginName: &sdk.GRPCPlugin{Impl: worker{}}}},
+			VersionedPlugins: map[int]plugin.PluginSet{3: {sdk.PluginName: &sdk.GRPCPlugin{Impl: worker{}}}},
 			GRPCServer:       plugin.DefaultGRPCServer,
+		})
+	case "v1only":
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig:  sdk.Handshake,
+			VersionedPlugins: map[int]plugin.PluginSet{1: {sdk.PluginName: &sdk.GRPCPlugin{Impl: worker{}, APIVersion: 1}}},
+			GRPCServer:       plugin.DefaultGRPCServer,
+			Logger:           sdk.Logger(),
 		})
 	default:
 		fmt.Fprintf(os.Stderr, "testplugin: unknown role %q\n", name)
