@@ -143,19 +143,34 @@ func (s *session) send(msg *proto.SessionMessage) error {
 	return s.stream.Send(msg)
 }
 
+// maxQueuedLogs bounds the log lines queued for one call; beyond it lines
+// are dropped (and counted) so a plugin that logs faster than its Reporter
+// stores cannot grow the host's memory without bound.
+const maxQueuedLogs = 10000
+
 // sessionCall is one job call on a session: the events the dispatcher has
-// queued for it. The queue is unbounded so that a slow Reporter never
-// stalls the other calls of the process.
+// queued for it. The queue does not block, so that a slow Reporter never
+// stalls the other calls of the process; only log lines are bounded.
 type sessionCall struct {
 	id    uint64
 	ready chan struct{} // signalled (1-buffered) when events were queued
 
-	mu     sync.Mutex
-	events []*proto.SessionEvent
+	mu      sync.Mutex
+	events  []*proto.SessionEvent
+	logs    int // log events in events
+	dropped int // log lines dropped since the last take
 }
 
 func (c *sessionCall) push(ev *proto.SessionEvent) {
 	c.mu.Lock()
+	if _, isLog := ev.GetEvent().(*proto.SessionEvent_Log); isLog {
+		if c.logs >= maxQueuedLogs {
+			c.dropped++
+			c.mu.Unlock()
+			return
+		}
+		c.logs++
+	}
 	c.events = append(c.events, ev)
 	c.mu.Unlock()
 	select {
@@ -164,13 +179,14 @@ func (c *sessionCall) push(ev *proto.SessionEvent) {
 	}
 }
 
-// take returns and clears the queued events.
-func (c *sessionCall) take() []*proto.SessionEvent {
+// take returns and clears the queued events, and how many log lines were
+// dropped meanwhile.
+func (c *sessionCall) take() ([]*proto.SessionEvent, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	evs := c.events
-	c.events = nil
-	return evs
+	evs, dropped := c.events, c.dropped
+	c.events, c.logs, c.dropped = nil, 0, 0
+	return evs, dropped
 }
 
 // callSession runs req on proc's session. A caller cancel sends a cancel
@@ -193,7 +209,11 @@ func (i *instance) callSession(ctx context.Context, proc *process, req RunReques
 	}
 	// handle delivers queued events and reports whether the call ended.
 	handle := func() ([]byte, error, bool) {
-		for _, ev := range c.take() {
+		evs, dropped := c.take()
+		if dropped > 0 {
+			r.Log("plugin", fmt.Sprintf("[corral: %d log lines dropped: the plugin logged faster than they could be stored]", dropped))
+		}
+		for _, ev := range evs {
 			switch e := ev.GetEvent().(type) {
 			case *proto.SessionEvent_Log:
 				r.Log(e.Log.GetStream(), e.Log.GetLine())
