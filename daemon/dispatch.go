@@ -36,8 +36,10 @@ type pluginRunner interface {
 // plugin slots, runs each job in its plugin, keeps the leases alive, and
 // reports outcomes in batches.
 type dispatcher struct {
-	node      string
-	tags      map[string]string
+	node string
+	tags map[string]string
+	// local, when set, serves calls in-process while this node leads.
+	local     localLeader
 	leaseTTL  time.Duration
 	maxResult int
 	plugins   pluginRunner
@@ -135,6 +137,9 @@ func (d *dispatcher) announce(ctx context.Context) {
 
 // call posts a JSON request to the leader's internal API.
 func (d *dispatcher) call(ctx context.Context, path string, in, out any) error {
+	if d.local != nil && d.local.isLeader() {
+		return d.callLocal(ctx, in, out)
+	}
 	addr, err := d.leader(ctx)
 	if err != nil {
 		return err
@@ -158,6 +163,31 @@ func (d *dispatcher) call(ctx context.Context, path string, in, out any) error {
 		return fmt.Errorf("%s on leader %s: %s: %s", path, addr, resp.Status, bytes.TrimSpace(msg))
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// localLeader is the leader's side of the dispatcher protocol, used
+// in-process (no HTTP, no JSON) while this node leads.
+type localLeader interface {
+	isLeader() bool
+	poll(ctx context.Context, req pollRequest) (pollResponse, error)
+	heartbeat(ctx context.Context, req heartbeatRequest) (heartbeatResponse, error)
+	complete(ctx context.Context, req completeRequest) (completeResponse, error)
+}
+
+// callLocal makes a dispatcher call on this node, which leads.
+func (d *dispatcher) callLocal(ctx context.Context, in, out any) error {
+	var err error
+	switch req := in.(type) {
+	case pollRequest:
+		*out.(*pollResponse), err = d.local.poll(ctx, req)
+	case heartbeatRequest:
+		*out.(*heartbeatResponse), err = d.local.heartbeat(ctx, req)
+	case completeRequest:
+		*out.(*completeResponse), err = d.local.complete(ctx, req)
+	default:
+		err = fmt.Errorf("internal error: no local call for %T", in)
+	}
+	return err
 }
 
 // slotsOf returns a plugin's free slots and whether it is ready.

@@ -68,6 +68,10 @@ type completeResponse struct {
 	Errors []string `json:"errors"`
 }
 
+// isLeader reports whether this node leads (the dispatcher then calls the
+// leader side in-process).
+func (a *Agent) isLeader() bool { return a.node.raft.State() == raft.Leader }
+
 // internalOnLeader rejects internal calls on a follower.
 func (a *Agent) internalOnLeader(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -79,17 +83,27 @@ func (a *Agent) internalOnLeader(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// handlePoll serves POST /v1/internal/poll: claims jobs for the node's free
-// slots, or waits for work (or an abort) up to WaitMS.
+// handlePoll serves POST /v1/internal/poll.
 func (a *Agent) handlePoll(w http.ResponseWriter, r *http.Request) {
 	var req pollRequest
 	if err := decodeBody(w, r, 16<<20, &req); err != nil {
 		writeError(w, err)
 		return
 	}
-	if req.Node == "" {
-		writeError(w, badRequest("poll without node name"))
+	resp, err := a.poll(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
 		return
+	}
+	writeJSON(w, http.StatusOK, resp, 0)
+}
+
+// poll claims jobs for a node's free slots, or waits for work (or an
+// abort of one of its leases) up to WaitMS. ctx ending only ends the wait:
+// a claim once issued is answered, as its leases are real.
+func (a *Agent) poll(ctx context.Context, req pollRequest) (pollResponse, error) {
+	if req.Node == "" {
+		return pollResponse{}, badRequest("poll without node name")
 	}
 	wait := min(time.Duration(req.WaitMS)*time.Millisecond, time.Minute)
 	timer := time.NewTimer(wait)
@@ -102,18 +116,24 @@ func (a *Agent) handlePoll(w http.ResponseWriter, r *http.Request) {
 	for _, n := range req.Slots {
 		hasSlots = hasSlots || n > 0
 	}
+	recheck := time.NewTicker(time.Second)
+	defer recheck.Stop()
 	for {
+		if !a.isLeader() {
+			// Leadership moved while the poll waited: the node asks the
+			// new leader.
+			return pollResponse{}, ErrNotLeader
+		}
 		_, changed := a.store.Watch()
 		resp := pollResponse{Abort: a.abortsFor(req.Node, req.Running)}
 		var parked *applyReq
 		if hasSlots {
 			if a.claimable(req.Slots) {
-				// Leases are granted even if this request's client is gone:
-				// they expire and the jobs are retried.
-				res, _, err := a.applier.Apply(context.WithoutCancel(r.Context()), claim)
+				// Leases are granted even if the caller is gone: they
+				// expire and the jobs are retried.
+				res, _, err := a.applier.Apply(context.WithoutCancel(ctx), claim)
 				if err = firstErr(err, res.Err); err != nil {
-					writeError(w, err)
-					return
+					return pollResponse{}, err
 				}
 				resp.Leases = wireLeases(res.Leases)
 			} else if len(resp.Abort) == 0 {
@@ -122,48 +142,46 @@ func (a *Agent) handlePoll(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if len(resp.Leases) > 0 || len(resp.Abort) > 0 {
-			writeJSON(w, http.StatusOK, resp, 0)
-			return
+			return resp, nil
 		}
 		var timedOut bool
 		select {
 		case d := <-parkedDone(parked):
 			parked = nil
-			if answerParked(w, d) {
-				return
+			if resp, err, done := parkedOutcome(d); done {
+				return resp, err
 			}
 		case <-changed:
+		case <-recheck.C:
 		case <-timer.C:
 			timedOut = true
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			timedOut = true
 		}
 		if parked != nil && !a.applier.parked.unpark(parked) {
 			// The applier already put the claim in an entry: its leases
 			// are real and must reach the node.
-			if answerParked(w, <-parked.done) {
-				return
+			if resp, err, done := parkedOutcome(<-parked.done); done {
+				return resp, err
 			}
 		}
 		if timedOut {
-			writeJSON(w, http.StatusOK, pollResponse{}, 0)
-			return
+			return pollResponse{}, nil
 		}
 	}
 }
 
-// answerParked answers a poll with the outcome of its parked claim when
-// that outcome is an error or granted leases; it reports whether it did.
-func answerParked(w http.ResponseWriter, d applyDone) bool {
+// parkedOutcome turns the outcome of a parked claim into the poll's answer
+// when it is an error or granted leases; done is false when the claim got
+// nothing and the poll should keep waiting.
+func parkedOutcome(d applyDone) (resp pollResponse, err error, done bool) {
 	if err := firstErr(d.err, d.result.Err); err != nil {
-		writeError(w, err)
-		return true
+		return pollResponse{}, err, true
 	}
 	if len(d.result.Leases) > 0 {
-		writeJSON(w, http.StatusOK, pollResponse{Leases: wireLeases(d.result.Leases)}, 0)
-		return true
+		return pollResponse{Leases: wireLeases(d.result.Leases)}, nil, true
 	}
-	return false
+	return pollResponse{}, nil, false
 }
 
 // parkedDone returns the result channel of a parked claim, or nil (which
@@ -225,22 +243,31 @@ func (a *Agent) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	ctx := context.WithoutCancel(r.Context())
+	resp, err := a.heartbeat(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp, 0)
+}
+
+// heartbeat renews a node's leases; a restarted node first has the leases
+// of its previous run ended.
+func (a *Agent) heartbeat(ctx context.Context, req heartbeatRequest) (heartbeatResponse, error) {
+	ctx = context.WithoutCancel(ctx)
 	if req.Restarted {
 		res, _, err := a.applier.Apply(ctx, &queue.FailNode{Node: req.Node, Reason: "node restarted"})
 		if err = firstErr(err, res.Err); err != nil {
-			writeError(w, err)
-			return
+			return heartbeatResponse{}, err
 		}
 	}
 	res, _, err := a.applier.Apply(ctx, &queue.Heartbeat{
 		Node: req.Node, Leases: req.Leases, LeaseTTL: time.Duration(req.LeaseTTL) * time.Millisecond,
 	})
 	if err = firstErr(err, res.Err); err != nil {
-		writeError(w, err)
-		return
+		return heartbeatResponse{}, err
 	}
-	writeJSON(w, http.StatusOK, heartbeatResponse{Abort: res.Abort}, 0)
+	return heartbeatResponse{Abort: res.Abort}, nil
 }
 
 // handleComplete serves POST /v1/internal/complete.
@@ -250,19 +277,31 @@ func (a *Agent) handleComplete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	for i := range req.Reports {
-		req.Reports[i].Node = req.Node
-	}
-	res, _, err := a.applier.Apply(context.WithoutCancel(r.Context()), &queue.Complete{Reports: req.Reports})
-	if err = firstErr(err, res.Err); err != nil {
+	resp, err := a.complete(r.Context(), req)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	out := completeResponse{Errors: make([]string, len(req.Reports))}
+	writeJSON(w, http.StatusOK, resp, 0)
+}
+
+// complete applies a node's reports; a rejected (stale) report gets its
+// reason in the answer and changes nothing.
+func (a *Agent) complete(ctx context.Context, req completeRequest) (completeResponse, error) {
+	reports := make([]queue.Report, len(req.Reports))
+	for i, r := range req.Reports {
+		r.Node = req.Node
+		reports[i] = r
+	}
+	res, _, err := a.applier.Apply(context.WithoutCancel(ctx), &queue.Complete{Reports: reports})
+	if err = firstErr(err, res.Err); err != nil {
+		return completeResponse{}, err
+	}
+	out := completeResponse{Errors: make([]string, len(reports))}
 	for i, e := range res.Reports {
 		if e != nil && i < len(out.Errors) {
 			out.Errors[i] = e.Error()
 		}
 	}
-	writeJSON(w, http.StatusOK, out, 0)
+	return out, nil
 }

@@ -88,6 +88,7 @@ func (a *Agent) startDispatcher() {
 	}
 	a.dispatcher = newDispatcher(a.cfg.NodeName, a.cfg.Tags, ttl, a.cfg.Limits.MaxResultBytes,
 		a.plugins, a.leaderHTTP, a.logs, a.logger.Named("dispatcher"))
+	a.dispatcher.local = a
 	a.goRun(a.dispatcher.run)
 }
 
