@@ -45,6 +45,9 @@ type applier struct {
 	reqs   chan *applyReq
 	slots  chan struct{} // in-flight entry tokens
 	now    func() time.Time
+	// stopped is closed when run has returned: nothing takes requests any
+	// more.
+	stopped chan struct{}
 	// parked holds claims of idle nodes; they ride along in the next
 	// entry that can make work available, saving a commit round trip.
 	parked parkedClaims
@@ -148,11 +151,12 @@ type applyDone struct {
 
 func newApplier(r *raft.Raft, logger hclog.Logger) *applier {
 	return &applier{
-		raft:   r,
-		logger: logger,
-		reqs:   make(chan *applyReq, maxBatchCmds),
-		slots:  make(chan struct{}, maxInflightEntries),
-		now:    func() time.Time { return time.Now().UTC() },
+		raft:    r,
+		logger:  logger,
+		reqs:    make(chan *applyReq, maxBatchCmds),
+		slots:   make(chan struct{}, maxInflightEntries),
+		stopped: make(chan struct{}),
+		now:     func() time.Time { return time.Now().UTC() },
 	}
 }
 
@@ -166,11 +170,27 @@ func (a *applier) Apply(ctx context.Context, cmd queue.Command) (queue.Result, u
 	case a.reqs <- req:
 	case <-ctx.Done():
 		return queue.Result{}, 0, ctx.Err()
+	case <-a.stopped:
+		return queue.Result{}, 0, ErrShuttingDown
 	}
 	// Once handed over the command may be committed; wait for the outcome
 	// even if ctx ends, so "acknowledged" always means "committed".
-	d := <-req.done
+	var d applyDone
+	select {
+	case d = <-req.done:
+	case <-a.stopped:
+		// The loop is gone: answer whatever is still queued (maybe this
+		// request); a request already in an entry is answered by raft.
+		a.drain()
+		d = <-req.done
+	}
 	return d.result, d.index, d.err
+}
+
+// stop marks the applier stopped and fails what is still queued.
+func (a *applier) stop() {
+	close(a.stopped)
+	a.drain()
 }
 
 // run packs requests into entries until ctx ends.
@@ -181,14 +201,14 @@ func (a *applier) run(ctx context.Context) {
 		select {
 		case a.slots <- struct{}{}:
 		case <-ctx.Done():
-			a.drain()
+			a.stop()
 			return
 		}
 		var first *applyReq
 		select {
 		case first = <-a.reqs:
 		case <-ctx.Done():
-			a.drain()
+			a.stop()
 			return
 		}
 		batch = append(batch[:0], first)
