@@ -211,7 +211,7 @@ func (d *decoder) command() Command {
 		}
 		return c
 	case KindClaim:
-		return &Claim{Node: d.name(), Tags: d.stringMap(), Slots: d.intMap(), LeaseTTL: d.dur()}
+		return &Claim{Node: d.name(), Tags: d.nameMap(), Slots: d.intMap(), LeaseTTL: d.dur()}
 	case KindHeartbeat:
 		c := &Heartbeat{Node: d.name()}
 		if n := d.count(2); n > 0 {
@@ -479,12 +479,20 @@ func (d *decoder) name() string {
 	return s
 }
 
-func (d *decoder) nameMap() map[string]string {
+// nameMap decodes a string map written by appendStringMap; values are
+// interned like names (tags and constraints repeat across jobs).
+func (d *decoder) nameMap() map[string]string { return decodeMap(d, d.name) }
+
+func (d *decoder) intMap() map[string]int { return decodeMap(d, d.int) }
+
+// decodeMap decodes a map written with sorted, unique keys (so encoding is
+// canonical); value decodes one value.
+func decodeMap[V any](d *decoder, value func() V) map[string]V {
 	n := d.count(2)
 	if n == 0 {
 		return nil
 	}
-	m := make(map[string]string, n)
+	m := make(map[string]V, n)
 	prev := ""
 	for i := 0; i < n; i++ {
 		k := d.name()
@@ -492,28 +500,7 @@ func (d *decoder) nameMap() map[string]string {
 			d.fail("map keys not sorted")
 			return nil
 		}
-		m[k] = d.name()
-		prev = k
-	}
-	return m
-}
-
-func (d *decoder) stringMap() map[string]string { return d.nameMap() }
-
-func (d *decoder) intMap() map[string]int {
-	n := d.count(2)
-	if n == 0 {
-		return nil
-	}
-	m := make(map[string]int, n)
-	prev := ""
-	for i := 0; i < n; i++ {
-		k := d.name()
-		if i > 0 && k <= prev {
-			d.fail("map keys not sorted")
-			return nil
-		}
-		m[k] = d.int()
+		m[k] = value()
 		prev = k
 	}
 	return m
