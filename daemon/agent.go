@@ -133,6 +133,7 @@ func (a *Agent) Start() (err error) {
 		return err
 	}
 	a.logs = newJobLogs(a.dataDir)
+	a.goRun(a.runLogSweeper)
 	if err := a.startPlugins(a.ctx); err != nil {
 		return err
 	}

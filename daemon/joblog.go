@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // jobLogs keeps each attempt's output under data_dir/logs/<job-id>/<attempt>.log
@@ -54,12 +57,33 @@ func (l *jobLogs) open(id string, attempt int) (*os.File, error) {
 	return os.Open(p)
 }
 
-// remove deletes a purged job's logs.
-func (l *jobLogs) remove(id string) error {
-	if id == "" || filepath.Base(id) != id {
-		return nil
+// sweep removes the log directories of jobs that no longer exist (purged
+// by retention), so data_dir/logs stays bounded like the state. A
+// directory younger than minAge is kept: this node may run a job whose
+// claim it has not applied yet.
+func (l *jobLogs) sweep(exists func(id string) bool, minAge time.Duration, now time.Time) (int, error) {
+	entries, err := os.ReadDir(l.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
 	}
-	return os.RemoveAll(filepath.Join(l.dir, id))
+	if err != nil {
+		return 0, fmt.Errorf("read log dir: %w", err)
+	}
+	removed := 0
+	for _, e := range entries {
+		if !e.IsDir() || exists(e.Name()) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || now.Sub(info.ModTime()) < minAge {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(l.dir, e.Name())); err != nil {
+			return removed, fmt.Errorf("remove logs of %s: %w", e.Name(), err)
+		}
+		removed++
+	}
+	return removed, nil
 }
 
 // lineWriter flushes after each write so followers see lines promptly.
@@ -87,4 +111,30 @@ func (lw *lineWriter) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+const (
+	// logSweepEvery is how often a node removes the logs of purged jobs.
+	logSweepEvery = 10 * time.Minute
+	// logSweepMinAge keeps the logs of jobs this node may not know yet.
+	logSweepMinAge = time.Minute
+)
+
+// runLogSweeper removes the logs of purged jobs periodically.
+func (a *Agent) runLogSweeper(ctx context.Context) {
+	ticker := time.NewTicker(logSweepEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+		case <-ctx.Done():
+			return
+		}
+		exists := func(id string) bool { _, ok := a.store.Get(id); return ok }
+		if n, err := a.logs.sweep(exists, logSweepMinAge, time.Now()); err != nil {
+			a.logger.Warn("cannot remove logs of purged jobs", "error", err)
+		} else if n > 0 {
+			a.logger.Info("removed logs of purged jobs", "jobs", n)
+		}
+	}
 }
