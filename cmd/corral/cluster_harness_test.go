@@ -328,15 +328,6 @@ func (v peersView) has(name string) bool {
 	return a || b
 }
 
-// names returns the node names of nodes.
-func names(nodes []*node) []string {
-	out := make([]string, len(nodes))
-	for i, nd := range nodes {
-		out[i] = nd.name
-	}
-	return out
-}
-
 // submit submits a job through nd with the CLI and returns its ID.
 func submit(t *testing.T, nd *node, args ...string) string {
 	t.Helper()

@@ -252,9 +252,6 @@ func (c *Cluster) CPU() (agents, plugins time.Duration, ok bool) {
 	return groupCPU(pgids)
 }
 
-// Dir returns the directory holding every agent's data, config and log.
-func (c *Cluster) Dir() string { return c.dir }
-
 // Stop stops every agent (SIGTERM, then SIGKILL of its process group after
 // a bound) and removes the cluster's directory unless KeepDirs.
 func (c *Cluster) Stop() error {

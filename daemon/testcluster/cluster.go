@@ -4,7 +4,6 @@
 package testcluster
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -204,13 +203,6 @@ func (c *Cluster) Eventually(timeout time.Duration, what string, cond func() boo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// Context returns a context bounded by d and cancelled at cleanup.
-func (c *Cluster) Context(d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	c.t.Cleanup(cancel)
-	return ctx
 }
 
 func freePort(t testing.TB) int {
