@@ -83,6 +83,11 @@ func raftConfig(cfg *config.Config, nodeID string, logger hclog.Logger) *raft.Co
 	if v := cfg.Raft.TrailingLogs; v > 0 {
 		rc.TrailingLogs = v
 	}
+	// A follower learns that an entry committed only from the leader's
+	// next AppendEntries. With raft's default (50 ms, staggered up to 2x)
+	// a job finished by a quiet cluster stayed invisible on followers for
+	// ~75 ms; 5 ms costs an idle follower ~130 empty RPCs a second.
+	rc.CommitTimeout = 5 * time.Millisecond
 	// Entries are already batches of commands; let raft send many per RPC.
 	rc.MaxAppendEntries = 256
 	return rc
