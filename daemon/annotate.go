@@ -13,8 +13,15 @@ import (
 	"github.com/corral-dev/corral/queue"
 )
 
-// progressTimeout bounds the call to the node running a job.
-const progressTimeout = 500 * time.Millisecond
+const (
+	// progressTimeout bounds the call to the node running a job.
+	progressTimeout = 500 * time.Millisecond
+	// progressMinAge is how long an attempt must have run before another
+	// node asks its node for progress. Short jobs (most of them) finish
+	// before reporting any, and every blocking read that saw them start
+	// paid a node-to-node call for nothing.
+	progressMinAge = 250 * time.Millisecond
+)
 
 // annotate adds what only the live cluster knows to a job: why a queued
 // job is waiting, or a running job's last progress.
@@ -106,6 +113,9 @@ func (a *Agent) progressOf(ctx context.Context, j *queue.Job) *api.Progress {
 	if j.Node == a.cfg.NodeName {
 		return a.localProgress(j.ID)
 	}
+	if n := len(j.Attempts); n > 0 && time.Since(j.Attempts[n-1].Started) < progressMinAge {
+		return nil
+	}
 	addr, ok := a.httpAddrOfNode(j.Node)
 	if !ok {
 		return nil
@@ -116,7 +126,7 @@ func (a *Agent) progressOf(ctx context.Context, j *queue.Job) *api.Progress {
 	if err != nil {
 		return nil
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := forwardClient.Do(req)
 	if err != nil {
 		return nil
 	}
