@@ -46,8 +46,7 @@ type applier struct {
 	raft   *raft.Raft
 	logger hclog.Logger
 	reqs   chan *applyReq
-	slots  chan struct{} // in-flight entry tokens
-	freed  chan struct{} // signalled when an in-flight entry ends
+	pipe   pipeline // entries handed to raft, not yet applied
 	now    func() time.Time
 	// stopped is closed when run has returned: nothing takes requests any
 	// more.
@@ -158,8 +157,7 @@ func newApplier(r *raft.Raft, logger hclog.Logger) *applier {
 		raft:    r,
 		logger:  logger,
 		reqs:    make(chan *applyReq, maxBatchCmds),
-		slots:   make(chan struct{}, maxInflightEntries),
-		freed:   make(chan struct{}, 1),
+		pipe:    newPipeline(maxInflightEntries),
 		stopped: make(chan struct{}),
 		now:     func() time.Time { return time.Now().UTC() },
 	}
@@ -198,18 +196,12 @@ func (a *applier) stop() {
 	a.drain()
 }
 
-// run packs requests into entries until ctx ends.
-//
-// Group commit with adaptive pipelining: while no entry is in flight, a
-// batch goes out at once (lowest latency when idle). While one is, the
-// batch keeps growing until that commit returns or the batch weighs
-// pipelineWeight (a submit of N jobs weighs N); only then does a second
-// entry join the pipeline. Small closed-loop traffic thus shares one log
-// write and fsync per commit instead of paying one each, and a backlog
-// still fills the pipeline with large entries.
+// run packs requests into entries until ctx ends (see gather for when an
+// entry goes out).
 func (a *applier) run(ctx context.Context) {
 	batch := make([]*applyReq, 0, maxBatchCmds)
 	plugins := map[string]bool{}
+	weigh := func(r *applyReq) int { return cmdWeight(r.cmd) }
 	for {
 		var first *applyReq
 		select {
@@ -218,32 +210,8 @@ func (a *applier) run(ctx context.Context) {
 			a.stop()
 			return
 		}
-		batch = append(batch[:0], first)
-		weight := cmdWeight(first.cmd)
-	gather:
-		for len(batch) < maxBatchCmds {
-			select {
-			case r := <-a.reqs:
-				batch = append(batch, r)
-				weight += cmdWeight(r.cmd)
-				continue
-			default:
-			}
-			if len(a.slots) == 0 || weight >= pipelineWeight {
-				break
-			}
-			select {
-			case r := <-a.reqs:
-				batch = append(batch, r)
-				weight += cmdWeight(r.cmd)
-			case <-a.freed:
-			case <-ctx.Done():
-				break gather
-			}
-		}
-		select {
-		case a.slots <- struct{}{}:
-		case <-ctx.Done():
+		batch = gather(ctx, a.reqs, append(batch[:0], first), maxBatchCmds, pipelineWeight, weigh, a.pipe)
+		if !a.pipe.acquire(ctx) {
 			failAll(batch, ErrNotLeader)
 			a.stop()
 			return
@@ -282,7 +250,7 @@ func (a *applier) submit(batch []*applyReq) {
 	reqs := append([]*applyReq(nil), batch...)
 	data, err := queue.Encode(entry)
 	if err != nil {
-		<-a.slots
+		a.pipe.release()
 		failAll(reqs, fmt.Errorf("encode entry: %w", err))
 		return
 	}
@@ -291,13 +259,7 @@ func (a *applier) submit(batch []*applyReq) {
 	start := time.Now()
 	fut := a.raft.Apply(data, applyTimeout)
 	go func() {
-		defer func() {
-			<-a.slots
-			select {
-			case a.freed <- struct{}{}:
-			default:
-			}
-		}()
+		defer a.pipe.release()
 		err := fut.Error()
 		metrics.MeasureSince([]string{"applier", "commit"}, start)
 		if err != nil {

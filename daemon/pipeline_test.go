@@ -1,0 +1,72 @@
+package daemon
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+)
+
+func one(int) int { return 1 }
+
+// An idle pipeline sends what is waiting at once: a lone request is not
+// held back.
+func TestGatherIdleSendsAtOnce(t *testing.T) {
+	in := make(chan int, 4)
+	in <- 2
+	in <- 3
+	p := newPipeline(2)
+	got := gather(context.Background(), in, []int{1}, 10, 100, one, p)
+	if !slices.Equal(got, []int{1, 2, 3}) {
+		t.Fatalf("gather = %v, want [1 2 3]", got)
+	}
+}
+
+// While a batch is in flight, later requests join one batch that leaves
+// when the in-flight one ends: group commit.
+func TestGatherWaitsForInflightBatch(t *testing.T) {
+	in := make(chan int) // unbuffered: a send returns once gather has the item
+	p := newPipeline(2)
+	if !p.acquire(context.Background()) {
+		t.Fatal("acquire failed")
+	}
+	done := make(chan []int)
+	go func() { done <- gather(context.Background(), in, []int{1}, 10, 100, one, p) }()
+	for i := 2; i <= 5; i++ {
+		in <- i
+	}
+	select {
+	case got := <-done:
+		t.Fatalf("gather returned %v while a batch was in flight", got)
+	default:
+	}
+	p.release()
+	select {
+	case got := <-done:
+		if !slices.Equal(got, []int{1, 2, 3, 4, 5}) {
+			t.Fatalf("gather = %v, want [1 2 3 4 5]", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("gather did not return after the in-flight batch ended")
+	}
+}
+
+// A batch that reaches the full weight joins the pipeline without waiting,
+// and max caps its size.
+func TestGatherFullBatchPipelines(t *testing.T) {
+	p := newPipeline(2)
+	p.acquire(context.Background())
+	in := make(chan int, 8)
+	for i := 2; i <= 8; i++ {
+		in <- i
+	}
+	if got := gather(context.Background(), in, []int{1}, 100, 4, one, p); len(got) != 8 {
+		t.Fatalf("full batch = %v, want all 8 waiting items", got)
+	}
+	for i := 1; i <= 8; i++ {
+		in <- i
+	}
+	if got := gather(context.Background(), in, nil, 5, 100, one, p); len(got) != 5 {
+		t.Fatalf("batch of max 5 = %v", got)
+	}
+}
