@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/corral-dev/corral/daemon/api"
 	"github.com/corral-dev/corral/daemon/testcluster"
 	"github.com/corral-dev/corral/queue"
+	"github.com/hashicorp/raft"
 )
 
 func TestMain(m *testing.M) {
@@ -193,4 +196,95 @@ func TestConcurrentSubmitsShareRaftEntries(t *testing.T) {
 		t.Fatalf("%d jobs queued, want %d", got, n)
 	}
 	t.Logf("%d concurrent submits in %d raft entries", n, entries)
+}
+
+// TestFollowerRetriesForwardedWritesAcrossLeaderChange: while leadership
+// moves back and forth between the two other nodes, submits through a
+// follower keep succeeding. A write the old leader refused unapplied
+// ("not the leader") is sent again to the new one instead of reaching the
+// client as an error, and every acknowledged job is on every node.
+func TestFollowerRetriesForwardedWritesAcrossLeaderChange(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3})
+	a := c.Leader()
+	var follower, b *testcluster.Node
+	for _, n := range c.Nodes {
+		switch {
+		case n == a:
+		case follower == nil:
+			follower = n
+		default:
+			b = n
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		acked  []string
+		failed []error
+	)
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := follower.Client.Submit(ctx, api.JobRequest{Plugin: probe, Payload: []byte(fmt.Sprintf(`{"w":%d,"i":%d}`, w, i))})
+				mu.Lock()
+				if err != nil {
+					failed = append(failed, err)
+				} else {
+					acked = append(acked, resp.ID)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+
+	from, to := a, b
+	for range 4 {
+		before := count()
+		c.Eventually(20*time.Second, "submits through the follower", func() bool { return count() >= before+50 })
+		if err := from.Agent.Raft().LeadershipTransferToServer(raft.ServerID(to.Agent.NodeID()), raft.ServerAddress(to.Agent.RaftAddr())).Error(); err != nil {
+			t.Fatalf("transfer leadership %s -> %s: %v", from.Name, to.Name, err)
+		}
+		if l := c.Leader(); l != to {
+			t.Fatalf("leader after the transfer is %s, want %s", l.Name, to.Name)
+		}
+		from, to = to, from
+	}
+	before := count()
+	c.Eventually(20*time.Second, "submits after the last transfer", func() bool { return count() >= before+50 })
+	close(stop)
+	wg.Wait()
+
+	for _, err := range failed {
+		// A write in flight on the old leader when it stepped down may or
+		// may not have been applied; only that ambiguous case may reach
+		// the client. "Not the leader" means unapplied: it must be retried.
+		if !strings.Contains(err.Error(), "leadership lost") {
+			t.Errorf("submit through follower %s failed during the leader changes: %v", follower.Name, err)
+		}
+	}
+	t.Logf("%d submits acknowledged, %d ambiguous (leadership lost mid-commit)", len(acked), len(failed))
+	for _, n := range c.Nodes {
+		c.Eventually(10*time.Second, n.Name+" has every acknowledged job", func() bool {
+			for _, id := range acked {
+				if _, ok := n.Agent.Store().Get(id); !ok {
+					return false
+				}
+			}
+			return true
+		})
+	}
 }
