@@ -84,15 +84,19 @@ func (p *parkedClaims) unpark(req *applyReq) bool {
 	return false
 }
 
-// take removes up to n parked requests that can claim work of a plugin
-// in plugins (any plugin when all is set).
-func (p *parkedClaims) take(n int, plugins map[string]bool, all bool) []*applyReq {
+// take removes up to n parked claims for the work of an entry: with all
+// set, every claim; otherwise, in the order they were parked, claims with
+// slots for a plugin in jobs until their slots cover its job count. The
+// claims left parked ride with the next entry that makes work, instead of
+// all being spent on one entry that needed a single claim and leaving the
+// next one with none while their polls park again.
+func (p *parkedClaims) take(n int, jobs map[string]int, all bool) []*applyReq {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []*applyReq
 	kept := p.reqs[:0]
 	for _, r := range p.reqs {
-		if len(out) < n && (all || claimsAny(r.cmd, plugins)) {
+		if len(out) < n && (all || coversNeed(r.cmd, jobs)) {
 			out = append(out, r)
 		} else {
 			kept = append(kept, r)
@@ -103,18 +107,25 @@ func (p *parkedClaims) take(n int, plugins map[string]bool, all bool) []*applyRe
 	return out
 }
 
-// claimsAny reports whether a parked Claim has slots for one of plugins.
-func claimsAny(c queue.Command, plugins map[string]bool) bool {
+// coversNeed reports whether a parked Claim has slots for a plugin that
+// still has jobs in need, and if so counts its slots against them.
+func coversNeed(c queue.Command, jobs map[string]int) bool {
 	cl, ok := c.(*queue.Claim)
 	if !ok {
 		return false
 	}
+	useful := false
 	for p, n := range cl.Slots {
-		if n > 0 && plugins[p] {
-			return true
+		if n > 0 && jobs[p] > 0 {
+			useful = true
 		}
 	}
-	return false
+	if useful {
+		for p, n := range cl.Slots {
+			jobs[p] -= n
+		}
+	}
+	return useful
 }
 
 // takeAll removes every parked request.
@@ -126,14 +137,14 @@ func (p *parkedClaims) takeAll() []*applyReq {
 	return out
 }
 
-// makesWork reports which plugins' jobs a command can make claimable:
-// a submit those of its specs; a retry, a queue change or a lease expiry
-// (whose entry also promotes due scheduled jobs) any plugin's.
-func makesWork(c queue.Command, plugins map[string]bool) (all bool) {
+// makesWork counts per plugin the jobs a command can make claimable: a
+// submit those of its specs; a retry, a queue change or a lease expiry
+// (whose entry also promotes due scheduled jobs) any plugin's (all).
+func makesWork(c queue.Command, jobs map[string]int) (all bool) {
 	switch cmd := c.(type) {
 	case *queue.Submit:
 		for i := range cmd.Specs {
-			plugins[cmd.Specs[i].Plugin] = true
+			jobs[cmd.Specs[i].Plugin]++
 		}
 	case *queue.Retry, *queue.SetQueue, *queue.ExpireLeases:
 		return true
@@ -200,7 +211,7 @@ func (a *applier) stop() {
 // entry goes out).
 func (a *applier) run(ctx context.Context) {
 	batch := make([]*applyReq, 0, maxBatchCmds)
-	plugins := map[string]bool{}
+	jobs := map[string]int{}
 	weigh := func(r *applyReq) int { return cmdWeight(r.cmd) }
 	for {
 		var first *applyReq
@@ -216,13 +227,13 @@ func (a *applier) run(ctx context.Context) {
 			a.stop()
 			return
 		}
-		clear(plugins)
+		clear(jobs)
 		all := false
 		for _, r := range batch {
-			all = makesWork(r.cmd, plugins) || all
+			all = makesWork(r.cmd, jobs) || all
 		}
-		if all || len(plugins) > 0 {
-			batch = append(batch, a.parked.take(maxBatchCmds-len(batch), plugins, all)...)
+		if all || len(jobs) > 0 {
+			batch = append(batch, a.parked.take(maxBatchCmds-len(batch), jobs, all)...)
 		}
 		a.submit(batch)
 	}

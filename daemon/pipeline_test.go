@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"testing"
+
+	"github.com/corral-dev/corral/queue"
 	"time"
 )
 
@@ -68,5 +70,35 @@ func TestGatherFullBatchPipelines(t *testing.T) {
 	}
 	if got := gather(context.Background(), in, nil, 5, 100, one, p); len(got) != 5 {
 		t.Fatalf("batch of max 5 = %v", got)
+	}
+}
+
+func parkedClaim(slots map[string]int) *applyReq {
+	return &applyReq{cmd: &queue.Claim{Node: "n", Slots: slots}}
+}
+
+// An entry takes only the parked claims its jobs need, oldest first; the
+// rest stay parked for the next entry (so the next submit finds a claim to
+// ride with instead of waiting a commit for a poll).
+func TestParkedClaimsTakeWhatTheJobsNeed(t *testing.T) {
+	var p parkedClaims
+	a := parkedClaim(map[string]int{"echo": 100})
+	b := parkedClaim(map[string]int{"exec": 5})
+	c := parkedClaim(map[string]int{"echo": 100})
+	d := parkedClaim(map[string]int{"echo": 100})
+	for _, r := range []*applyReq{a, b, c, d} {
+		p.park(r)
+	}
+	if got := p.take(10, map[string]int{"echo": 10}, false); !slices.Equal(got, []*applyReq{a}) {
+		t.Fatalf("10 echo jobs took %d claims, want only the oldest echo claim", len(got))
+	}
+	if got := p.take(10, map[string]int{"echo": 150}, false); !slices.Equal(got, []*applyReq{c, d}) {
+		t.Fatalf("150 echo jobs took %d claims, want the two echo claims left", len(got))
+	}
+	if got := p.take(10, map[string]int{"echo": 1}, false); len(got) != 0 {
+		t.Fatalf("echo jobs took %d claims with only an exec claim parked", len(got))
+	}
+	if got := p.take(10, map[string]int{}, true); !slices.Equal(got, []*applyReq{b}) {
+		t.Fatalf("an entry that can make any work took %d claims, want every parked one", len(got))
 	}
 }
