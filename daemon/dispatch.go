@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/plugins/host"
+	"github.com/corral-dev/corral/plugins/runners"
 	"github.com/corral-dev/corral/queue"
 	"github.com/hashicorp/go-hclog"
 )
@@ -54,6 +55,8 @@ type dispatcher struct {
 	freed   chan struct{}          // closed (and replaced) when a slot frees
 
 	reports chan finished
+	// runners runs the jobs on reused goroutines.
+	runners runners.Pool
 }
 
 // finished is an attempt that ended on this node, waiting to be reported.
@@ -102,6 +105,7 @@ func newDispatcher(node string, tags map[string]string, leaseTTL time.Duration, 
 // run announces the node's (re)start to the leader, then starts the poll,
 // heartbeat and report loops and waits for ctx to end.
 func (d *dispatcher) run(ctx context.Context) {
+	defer d.runners.Close()
 	// The restart announcement ends the leases of this node's previous run;
 	// it must land before the first claim, or it would end that claim too.
 	d.announce(ctx)
@@ -307,7 +311,7 @@ func (d *dispatcher) start(ctx context.Context, l wireLease) {
 	d.running[l.ID] = rj
 	d.perPlug[l.Plugin]++
 	d.mu.Unlock()
-	go func() {
+	d.runners.Run(func() {
 		defer cancel(nil)
 		report := d.execute(jctx, rj)
 		d.mu.Lock()
@@ -325,7 +329,7 @@ func (d *dispatcher) start(ctx context.Context, l wireLease) {
 		// Shutting down: the lease is ended by FailNode on leave or
 		// expires; there may be no leader to take a report now.
 		d.releaseSlots([]finished{f})
-	}()
+	})
 }
 
 // releaseSlots forgets reported (or abandoned) attempts and frees their

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/corral-dev/corral/plugins/proto"
+	"github.com/corral-dev/corral/plugins/runners"
 )
 
 // CancelGrace is how long Worker.Run may keep running after its context is
@@ -35,6 +36,8 @@ type server struct {
 	api    int // the protocol version served
 	runs   *runTracker
 	logger hclog.Logger
+	// runners runs Session jobs on reused goroutines.
+	runners runners.Pool
 }
 
 // Info implements proto.WorkerServer.

@@ -71,7 +71,7 @@ type session struct {
 	calls map[uint64]context.CancelFunc // running jobs by call ID
 }
 
-// start runs req as call id in a new goroutine.
+// start runs req as call id on a runner goroutine of its own.
 func (ss *session) start(id uint64, req *proto.RunRequest) {
 	ctx, done := ss.srv.runs.begin(ss.stream.Context())
 	var cancel context.CancelFunc
@@ -86,7 +86,7 @@ func (ss *session) start(id uint64, req *proto.RunRequest) {
 
 	job := jobOf(req)
 	rep := &sessionReporter{ss: ss, id: id}
-	go func() {
+	ss.srv.runners.Run(func() {
 		stopWatch := ss.srv.watchHung(ctx, job.ID)
 		out := ss.srv.runWorker(ctx, job, rep)
 		stopWatch()
@@ -96,7 +96,7 @@ func (ss *session) start(id uint64, req *proto.RunRequest) {
 		ss.mu.Unlock()
 		cancel()
 		done()
-	}()
+	})
 }
 
 // cancel cancels call id's context, if it still runs.
