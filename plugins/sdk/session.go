@@ -28,8 +28,9 @@ const (
 type sessionStream = grpc.BidiStreamingServer[proto.SessionMessage, proto.SessionEvent]
 
 // Session implements proto.WorkerServer (protocol version 2): it reads the
-// host's start and cancel messages and runs each started job in its own
-// goroutine, sending the jobs' events back tagged with their call IDs. It
+// host's start and cancel messages and runs each started job on a goroutine
+// of its own (reused by later jobs), sending the jobs' events back tagged
+// with their call IDs. It
 // returns when the host ends the stream; every job still running is then
 // cancelled.
 func (s *server) Session(stream sessionStream) error {
