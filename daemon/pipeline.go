@@ -2,8 +2,8 @@ package daemon
 
 import "context"
 
-// pipeline counts the batches a group-commit loop has in flight: the
-// applier's raft entries, or a follower's forwarded submit calls.
+// pipeline counts the batches a group-commit loop (the applier) has in
+// flight: raft entries handed over and not yet applied.
 type pipeline struct {
 	slots chan struct{} // one token per batch in flight
 	freed chan struct{} // signalled when a batch ends
