@@ -45,7 +45,7 @@ func TestDefault(t *testing.T) {
 		c.Server.ServerStabilizationTime != 10*time.Second || c.Server.ReconcileInterval != time.Minute {
 		t.Errorf("server = %+v", c.Server)
 	}
-	want := Raft{time.Second, time.Second, 500 * time.Millisecond, 8192, 120 * time.Second, 10240}
+	want := Raft{time.Second, time.Second, 500 * time.Millisecond, 8192, 120 * time.Second, 10240, 15 * time.Millisecond}
 	if c.Raft != want {
 		t.Errorf("raft = %+v, want %+v", c.Raft, want)
 	}
@@ -97,7 +97,7 @@ server {
   leave_on_terminate = true
 }
 raft { heartbeat_timeout = "2s"  election_timeout = "3s"  snapshot_threshold = 100
-  leader_lease_timeout = "1s" snapshot_interval = "10m" trailing_logs = 500 }
+  leader_lease_timeout = "1s" snapshot_interval = "10m" trailing_logs = 500 commit_timeout = "5ms" }
 serf { encrypt = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" }
 tags { zone = "a" }
 plugin_dir = "/etc/corral/plugins"
@@ -130,7 +130,7 @@ func TestLoadFullFile(t *testing.T) {
 		ReconcileInterval:       2 * time.Minute,
 		LeaveOnTerminate:        true,
 	}
-	want.Raft = Raft{2 * time.Second, 3 * time.Second, time.Second, 100, 10 * time.Minute, 500}
+	want.Raft = Raft{2 * time.Second, 3 * time.Second, time.Second, 100, 10 * time.Minute, 500, 5 * time.Millisecond}
 	want.Serf.Encrypt = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 	want.Tags = map[string]string{"zone": "a"}
 	want.PluginDir = "/etc/corral/plugins"
@@ -329,6 +329,8 @@ func TestValidateMessages(t *testing.T) {
 		{"duration", func(c *Config) { c.Server.DeadServerCleanupAfter = 0 }, `server.dead_server_cleanup_after = "0s": must be greater than zero`},
 		{"raft lease", func(c *Config) { c.Raft.LeaderLeaseTimeout = 2 * time.Second },
 			`raft.leader_lease_timeout = "2s": must not exceed raft.heartbeat_timeout = "1s"`},
+		{"commit timeout", func(c *Config) { c.Raft.CommitTimeout = 500 * time.Microsecond },
+			`raft.commit_timeout = "500µs": must be at least 1ms`},
 		{"short key", func(c *Config) { c.Serf.Encrypt = key(16) }, "serf.encrypt: decodes to 16 bytes, must be 32"},
 		{"bad base64", func(c *Config) { c.Serf.Encrypt = "not!base64" }, "serf.encrypt: not valid base64"},
 		{"data dir", func(c *Config) { c.DataDir = "" }, `data_dir = "": required`},

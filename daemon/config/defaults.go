@@ -46,6 +46,7 @@ func Default() *Config {
 			HeartbeatTimeout:   time.Second,
 			ElectionTimeout:    time.Second,
 			LeaderLeaseTimeout: 500 * time.Millisecond,
+			CommitTimeout:      15 * time.Millisecond,
 			SnapshotThreshold:  8192,
 			SnapshotInterval:   120 * time.Second,
 			TrailingLogs:       10240,

@@ -119,6 +119,7 @@ func decodeFile(body hcl.Body, c *Config) hcl.Diagnostics {
 			"heartbeat_timeout":    durationAttr(&c.Raft.HeartbeatTimeout),
 			"election_timeout":     durationAttr(&c.Raft.ElectionTimeout),
 			"leader_lease_timeout": durationAttr(&c.Raft.LeaderLeaseTimeout),
+			"commit_timeout":       durationAttr(&c.Raft.CommitTimeout),
 			"snapshot_threshold":   uint64Attr(&c.Raft.SnapshotThreshold),
 			"snapshot_interval":    durationAttr(&c.Raft.SnapshotInterval),
 			"trailing_logs":        uint64Attr(&c.Raft.TrailingLogs),

@@ -90,6 +90,7 @@ func (c *Config) Validate() error {
 	v.atLeast("raft.election_timeout", r.ElectionTimeout, minRaftTimeout)
 	v.atLeast("raft.leader_lease_timeout", r.LeaderLeaseTimeout, minRaftTimeout)
 	v.atLeast("raft.snapshot_interval", r.SnapshotInterval, minRaftTimeout)
+	v.atLeast("raft.commit_timeout", r.CommitTimeout, time.Millisecond)
 	if r.LeaderLeaseTimeout > r.HeartbeatTimeout {
 		v.addf("raft.leader_lease_timeout = %q: must not exceed raft.heartbeat_timeout = %q",
 			r.LeaderLeaseTimeout, r.HeartbeatTimeout)
