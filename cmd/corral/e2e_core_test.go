@@ -17,10 +17,14 @@ import (
 )
 
 // devArgs are the flags of a -dev agent on the given data dir and ports.
+// devArgs runs a dev agent on ports; its node name is devNode(ports), so
+// the harness can tell it from any other agent that answers on the port.
 func devArgs(dir string, ports []int) []string {
-	return []string{"-dev", "-data-dir", dir,
+	return []string{"-dev", "-node", devNode(ports), "-data-dir", dir,
 		"-http-port", strconv.Itoa(ports[0]), "-raft-port", strconv.Itoa(ports[1]), "-serf-port", strconv.Itoa(ports[2])}
 }
+
+func devNode(ports []int) string { return "dev-" + strconv.Itoa(ports[0]) }
 
 // TestAcknowledgedSubmitsSurviveSIGKILL submits jobs from many clients,
 // SIGKILLs the agent mid-load, restarts it on the same data dir and checks
@@ -28,7 +32,7 @@ func devArgs(dir string, ports []int) []string {
 func TestAcknowledgedSubmitsSurviveSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	ports := freePorts(t, 3)
-	agent := startAgent(t, "dev", ports[0], devArgs(dir, ports)...)
+	agent := startAgent(t, devNode(ports), ports[0], devArgs(dir, ports)...)
 
 	var (
 		mu    sync.Mutex
@@ -98,7 +102,7 @@ func TestAcknowledgedSubmitsSurviveSIGKILL(t *testing.T) {
 // of bad requests, and that they change nothing.
 func TestBadInputIsRejectedCleanly(t *testing.T) {
 	ports := freePorts(t, 3)
-	agent := startAgent(t, "dev", ports[0], devArgs(t.TempDir(), ports)...)
+	agent := startAgent(t, devNode(ports), ports[0], devArgs(t.TempDir(), ports)...)
 
 	post := func(body []byte) (int, string) {
 		resp, err := http.Post(agent.httpURL+"/v1/jobs", "application/json", bytes.NewReader(body))
@@ -149,7 +153,7 @@ func TestBadInputIsRejectedCleanly(t *testing.T) {
 // TestDevAgentRunsJobsEndToEnd drives the dev agent with the CLI only.
 func TestDevAgentRunsJobsEndToEnd(t *testing.T) {
 	ports := freePorts(t, 3)
-	agent := startAgent(t, "dev", ports[0], devArgs(t.TempDir(), ports)...)
+	agent := startAgent(t, devNode(ports), ports[0], devArgs(t.TempDir(), ports)...)
 
 	stdout, stderr, code := cli(t, agent.httpURL, "job", "submit", "-wait", "echo", `{"echo":"hello"}`)
 	if code != 0 || !strings.Contains(stdout, "hello") {

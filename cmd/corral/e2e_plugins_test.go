@@ -74,7 +74,7 @@ func startPluginAgent(t *testing.T, dir string) *proc {
 		t.Fatal(err)
 	}
 	ports := freePorts(t, 3)
-	return startAgent(t, "dev", ports[0], append(devArgs(t.TempDir(), ports), "-config", cfg)...)
+	return startAgent(t, devNode(ports), ports[0], append(devArgs(t.TempDir(), ports), "-config", cfg)...)
 }
 
 // submitID runs `corral job submit` without -wait and returns the job ID.

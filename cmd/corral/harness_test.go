@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -65,8 +66,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// startAgent runs `corral agent args...` and waits until its HTTP API
-// answers on httpPort. The process is SIGKILLed at cleanup if still alive.
+// startAgent runs `corral agent args...` for the node named name and waits
+// until its HTTP API answers on httpPort as that node. The process is
+// SIGKILLed at cleanup if still alive.
 func startAgent(t *testing.T, name string, httpPort int, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, name: name, args: args, httpURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), log: &lockedBuffer{}}
@@ -103,8 +105,19 @@ func (p *proc) start() {
 		if err != nil {
 			return false
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		defer resp.Body.Close()
+		var self struct {
+			Node string `json:"node"`
+		}
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&self) != nil {
+			return false
+		}
+		if self.Node != p.name {
+			// Another test's agent got the port between freePort and our
+			// bind: this agent cannot start there.
+			p.t.Fatalf("%s: %s answers as node %q; port taken by another agent:\n%s", p.name, p.httpURL, self.Node, p.log.String())
+		}
+		return true
 	})
 }
 
@@ -181,14 +194,31 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
+// handedOut holds every port freePort returned in this test process, so
+// parallel tests never get the same one (the kernel may offer a port again
+// once it was closed).
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		handedOut.Lock()
+		taken := handedOut.ports[port]
+		handedOut.ports[port] = true
+		handedOut.Unlock()
+		if !taken {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // freePorts returns n distinct free TCP ports.
