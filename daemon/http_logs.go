@@ -70,7 +70,8 @@ func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
 // serveLog streams a local log file, following it while the attempt runs.
 func (a *Agent) serveLog(w http.ResponseWriter, r *http.Request, id string, attempt int, follow bool) {
 	f, err := a.logs.open(id, attempt)
-	for errors.Is(err, os.ErrNotExist) && follow && a.attemptRunning(id, attempt) {
+	behindUntil := time.Now().Add(catchUpWait)
+	for errors.Is(err, os.ErrNotExist) && follow && a.attemptMayLog(id, attempt, behindUntil) {
 		// Claimed but not started yet: the log file comes in a moment.
 		select {
 		case <-time.After(followPoll):
@@ -112,6 +113,19 @@ func (a *Agent) serveLog(w http.ResponseWriter, r *http.Request, id string, atte
 			return
 		}
 	}
+}
+
+// attemptMayLog reports whether attempt of the job may still write its
+// first log line here: it runs (see attemptRunning), or, until
+// behindUntil, this node has not yet heard of it — the node that forwarded
+// a follow may have seen the claim before this one's dispatcher and
+// replica did.
+func (a *Agent) attemptMayLog(id string, attempt int, behindUntil time.Time) bool {
+	if a.attemptRunning(id, attempt) {
+		return true
+	}
+	j, ok := a.store.Get(id)
+	return (!ok || j.Attempt < attempt) && time.Now().Before(behindUntil)
 }
 
 // attemptRunning reports whether attempt of the job still runs: on this
