@@ -37,6 +37,19 @@ func submit(t *testing.T, c *api.Client, payload string) string {
 	return resp.ID
 }
 
+// hasJobs reports (for Eventually) whether node n's store has every job
+// in ids.
+func hasJobs(n *testcluster.Node, ids []string) func() bool {
+	return func() bool {
+		for _, id := range ids {
+			if _, ok := n.Agent.Store().Get(id); !ok {
+				return false
+			}
+		}
+		return true
+	}
+}
+
 // TestClusterReplicatesAndSurvivesLeaderLoss: jobs submitted on the leader
 // are visible on every follower; a follower forwards a submit to the
 // leader; after the leader stops, a new leader has every job and takes
@@ -50,14 +63,7 @@ func TestClusterReplicatesAndSurvivesLeaderLoss(t *testing.T) {
 		ids = append(ids, submit(t, leader.Client, fmt.Sprintf(`{"n":%d}`, i)))
 	}
 	for _, n := range c.Nodes {
-		c.Eventually(10*time.Second, n.Name+" has every job", func() bool {
-			for _, id := range ids {
-				if _, ok := n.Agent.Store().Get(id); !ok {
-					return false
-				}
-			}
-			return true
-		})
+		c.Eventually(10*time.Second, n.Name+" has every job", hasJobs(n, ids))
 	}
 
 	var follower *testcluster.Node
@@ -101,14 +107,7 @@ func TestClusterReplicatesAndSurvivesLeaderLoss(t *testing.T) {
 
 	// The old leader comes back on its data dir and catches up.
 	c.RestartNode(leader)
-	c.Eventually(15*time.Second, "restarted node has every job", func() bool {
-		for _, id := range ids {
-			if _, ok := leader.Agent.Store().Get(id); !ok {
-				return false
-			}
-		}
-		return true
-	})
+	c.Eventually(15*time.Second, "restarted node has every job", hasJobs(leader, ids))
 }
 
 // TestFollowerReadsBlockUntilChange: a blocking query on a follower returns
@@ -278,13 +277,6 @@ func TestFollowerRetriesForwardedWritesAcrossLeaderChange(t *testing.T) {
 	}
 	t.Logf("%d submits acknowledged, %d ambiguous (leadership lost mid-commit)", len(acked), len(failed))
 	for _, n := range c.Nodes {
-		c.Eventually(10*time.Second, n.Name+" has every acknowledged job", func() bool {
-			for _, id := range acked {
-				if _, ok := n.Agent.Store().Get(id); !ok {
-					return false
-				}
-			}
-			return true
-		})
+		c.Eventually(10*time.Second, n.Name+" has every acknowledged job", hasJobs(n, acked))
 	}
 }
