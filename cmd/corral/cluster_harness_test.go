@@ -216,17 +216,19 @@ type raftPeer struct {
 // false when the command fails.
 func listPeers(t *testing.T, nd *node) ([]raftPeer, bool) {
 	t.Helper()
-	stdout, _, code := cli(t, nd.url(), "operator", "raft", "list-peers", "-json")
-	if code != 0 {
-		return nil, false
-	}
 	var conf struct {
 		Servers []raftPeer `json:"servers"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &conf); err != nil {
-		return nil, false
-	}
-	return conf.Servers, true
+	ok := cliJSON(t, nd, &conf, "operator", "raft", "list-peers", "-json")
+	return conf.Servers, ok
+}
+
+// cliJSON runs the CLI with args against nd and decodes its JSON output
+// into out; false when the command fails or prints something else.
+func cliJSON(t *testing.T, nd *node, out any, args ...string) bool {
+	t.Helper()
+	stdout, _, code := cli(t, nd.url(), args...)
+	return code == 0 && json.Unmarshal([]byte(stdout), out) == nil
 }
 
 // self is the part of GET /v1/agent/self the tests use.
@@ -347,17 +349,27 @@ type jobInfo struct {
 	Node    string `json:"node"`
 }
 
+// waitVoterWithJobs waits until the restarted nd is one of the voters
+// n1, n2, n3 at its current raft address and lists jobs (all n of them)
+// on its current HTTP port.
+func (c *cluster) waitVoterWithJobs(nd *node, jobs int) {
+	c.t.Helper()
+	c.waitPeers(30*time.Second, nd.name+" a voter at "+nd.raftAddr(), func(v peersView) bool {
+		return v.votersAre("n1", "n2", "n3") && v.voters[nd.name].Address == nd.raftAddr()
+	})
+	eventually(c.t, 10*time.Second, nd.name+" lists every job", func() bool {
+		list, ok := listJobs(c.t, nd)
+		return ok && len(list) == jobs
+	})
+}
+
 // listJobs runs `corral job list -json` against nd.
 func listJobs(t *testing.T, nd *node, args ...string) (map[string]jobInfo, bool) {
 	t.Helper()
-	stdout, _, code := cli(t, nd.url(), append([]string{"job", "list", "-json"}, args...)...)
-	if code != 0 {
-		return nil, false
-	}
 	var list struct {
 		Jobs []jobInfo `json:"jobs"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &list); err != nil {
+	if !cliJSON(t, nd, &list, append([]string{"job", "list", "-json"}, args...)...) {
 		return nil, false
 	}
 	out := make(map[string]jobInfo, len(list.Jobs))
@@ -371,15 +383,11 @@ func listJobs(t *testing.T, nd *node, args ...string) (map[string]jobInfo, bool)
 // node name.
 func members(t *testing.T, nd *node) (map[string]string, bool) {
 	t.Helper()
-	stdout, _, code := cli(t, nd.url(), "members", "-json")
-	if code != 0 {
-		return nil, false
-	}
 	var ms []struct {
 		Name   string `json:"name"`
 		Status string `json:"status"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &ms); err != nil {
+	if !cliJSON(t, nd, &ms, "members", "-json") {
 		return nil, false
 	}
 	out := make(map[string]string, len(ms))

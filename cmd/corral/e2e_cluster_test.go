@@ -57,13 +57,7 @@ func TestClusterFormsFailsOverAndHeals(t *testing.T) {
 
 	// The killed node restarts on its data dir and rejoins as a voter.
 	old.start()
-	c.waitPeers(30*time.Second, old.name+" back as a voter", func(v peersView) bool {
-		return v.votersAre("n1", "n2", "n3") && v.voters[old.name].Address == old.raftAddr()
-	})
-	eventually(t, 10*time.Second, old.name+" has every job", func() bool {
-		jobs, ok := listJobs(t, old)
-		return ok && len(jobs) == len(ids)
-	})
+	c.waitVoterWithJobs(old, len(ids))
 
 	// 7. A node restarted on other raft and HTTP ports with the same data
 	// dir replaces its old address.
@@ -76,13 +70,7 @@ func TestClusterFormsFailsOverAndHeals(t *testing.T) {
 	ports := freePorts(t, 2)
 	moved.httpPort, moved.raftPort = ports[0], ports[1]
 	moved.start()
-	c.waitPeers(30*time.Second, moved.name+" a voter at its new address", func(v peersView) bool {
-		return v.votersAre("n1", "n2", "n3") && v.voters[moved.name].Address == moved.raftAddr()
-	})
-	eventually(t, 10*time.Second, moved.name+" serves jobs on its new port", func() bool {
-		jobs, ok := listJobs(t, moved)
-		return ok && len(jobs) == len(ids)
-	})
+	c.waitVoterWithJobs(moved, len(ids))
 
 	// 8. SIGSTOP of a follower for longer than the cleanup delay: submits
 	// keep succeeding, the node is removed, and after SIGCONT it is
