@@ -72,6 +72,24 @@ type completeResponse struct {
 // leader side in-process).
 func (a *Agent) isLeader() bool { return a.node.raft.State() == raft.Leader }
 
+// internalCall serves one call of the node-to-leader protocol over HTTP:
+// a JSON request body of at most limit bytes in, call's answer out.
+func internalCall[Req, Resp any](limit int64, call func(context.Context, Req) (Resp, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if err := decodeBody(w, r, limit, &req); err != nil {
+			writeError(w, err)
+			return
+		}
+		resp, err := call(r.Context(), req)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, resp, 0)
+	}
+}
+
 // internalOnLeader rejects internal calls on a follower.
 func (a *Agent) internalOnLeader(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -81,21 +99,6 @@ func (a *Agent) internalOnLeader(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
-}
-
-// handlePoll serves POST /v1/internal/poll.
-func (a *Agent) handlePoll(w http.ResponseWriter, r *http.Request) {
-	var req pollRequest
-	if err := decodeBody(w, r, 16<<20, &req); err != nil {
-		writeError(w, err)
-		return
-	}
-	resp, err := a.poll(r.Context(), req)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp, 0)
 }
 
 // poll claims jobs for a node's free slots, or waits for work (or an
@@ -236,21 +239,6 @@ func (a *Agent) abortsFor(node string, leases []queue.LeaseRef) []queue.Abort {
 	return out
 }
 
-// handleHeartbeat serves POST /v1/internal/heartbeat.
-func (a *Agent) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
-	var req heartbeatRequest
-	if err := decodeBody(w, r, 16<<20, &req); err != nil {
-		writeError(w, err)
-		return
-	}
-	resp, err := a.heartbeat(r.Context(), req)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp, 0)
-}
-
 // heartbeat renews a node's leases; a restarted node first has the leases
 // of its previous run ended.
 func (a *Agent) heartbeat(ctx context.Context, req heartbeatRequest) (heartbeatResponse, error) {
@@ -268,21 +256,6 @@ func (a *Agent) heartbeat(ctx context.Context, req heartbeatRequest) (heartbeatR
 		return heartbeatResponse{}, err
 	}
 	return heartbeatResponse{Abort: res.Abort}, nil
-}
-
-// handleComplete serves POST /v1/internal/complete.
-func (a *Agent) handleComplete(w http.ResponseWriter, r *http.Request) {
-	var req completeRequest
-	if err := decodeBody(w, r, 64<<20, &req); err != nil {
-		writeError(w, err)
-		return
-	}
-	resp, err := a.complete(r.Context(), req)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp, 0)
 }
 
 // complete applies a node's reports; a rejected (stale) report gets its

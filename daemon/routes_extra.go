@@ -10,9 +10,9 @@ import (
 func (a *Agent) registerExtraRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/jobs/{id}/logs", a.caughtUp(a.handleLogs))
 	mux.HandleFunc("GET /v1/plugins", a.handlePlugins)
-	mux.HandleFunc("POST /v1/internal/poll", a.internalOnLeader(a.handlePoll))
-	mux.HandleFunc("POST /v1/internal/heartbeat", a.internalOnLeader(a.handleHeartbeat))
-	mux.HandleFunc("POST /v1/internal/complete", a.internalOnLeader(a.handleComplete))
+	mux.HandleFunc("POST /v1/internal/poll", a.internalOnLeader(internalCall(16<<20, a.poll)))
+	mux.HandleFunc("POST /v1/internal/heartbeat", a.internalOnLeader(internalCall(16<<20, a.heartbeat)))
+	mux.HandleFunc("POST /v1/internal/complete", a.internalOnLeader(internalCall(64<<20, a.complete)))
 	mux.HandleFunc("GET /v1/internal/progress/{id}", a.handleProgress)
 	mux.HandleFunc("GET /v1/internal/stats", a.handleStats)
 	mux.HandleFunc("GET /v1/members", a.handleMembers)
