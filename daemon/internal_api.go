@@ -131,7 +131,7 @@ func (a *Agent) poll(ctx context.Context, req pollRequest) (pollResponse, error)
 		resp := pollResponse{Abort: a.abortsFor(req.Node, req.Running)}
 		var parked *applyReq
 		if hasSlots {
-			if a.claimable(req.Slots) {
+			if a.store.Claimable(req.Tags, req.Slots) {
 				// Leases are granted even if the caller is gone: they
 				// expire and the jobs are retried.
 				res, _, err := a.applier.Apply(context.WithoutCancel(ctx), claim)
@@ -206,18 +206,6 @@ func wireLeases(leases []queue.Lease) []wireLease {
 		})
 	}
 	return out
-}
-
-// claimable reports whether a Claim for these slots could grant anything,
-// so idle polls don't write empty claims to raft.
-func (a *Agent) claimable(slots map[string]int) bool {
-	queued := a.store.QueuedByPlugin()
-	for p, n := range slots {
-		if n > 0 && queued[p] > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // abortsFor checks a node's leases against the local (leader) state
