@@ -23,8 +23,7 @@ type pollRequest struct {
 	// once which to abort (cancel requested, lease lost).
 	Running []queue.LeaseRef `json:"running,omitempty"`
 	// WaitMS bounds the long poll.
-	WaitMS   int64 `json:"wait_ms"`
-	LeaseTTL int64 `json:"lease_ttl_ms,omitempty"`
+	WaitMS int64 `json:"wait_ms"`
 }
 
 // pollResponse carries granted leases and aborts.
@@ -49,7 +48,6 @@ type wireLease struct {
 type heartbeatRequest struct {
 	Node      string           `json:"node"`
 	Leases    []queue.LeaseRef `json:"leases"`
-	LeaseTTL  int64            `json:"lease_ttl_ms"`
 	Restarted bool             `json:"restarted,omitempty"`
 }
 
@@ -113,7 +111,7 @@ func (a *Agent) poll(ctx context.Context, req pollRequest) (pollResponse, error)
 	defer timer.Stop()
 	claim := &queue.Claim{
 		Node: req.Node, Tags: req.Tags, Slots: req.Slots,
-		LeaseTTL: time.Duration(req.LeaseTTL) * time.Millisecond,
+		LeaseTTL: a.cfg.Limits.LeaseTTL, // server config only: a node cannot ask for a longer lease
 	}
 	hasSlots := false
 	for _, n := range req.Slots {
@@ -238,7 +236,7 @@ func (a *Agent) heartbeat(ctx context.Context, req heartbeatRequest) (heartbeatR
 		}
 	}
 	res, _, err := a.applier.Apply(ctx, &queue.Heartbeat{
-		Node: req.Node, Leases: req.Leases, LeaseTTL: time.Duration(req.LeaseTTL) * time.Millisecond,
+		Node: req.Node, Leases: req.Leases, LeaseTTL: a.cfg.Limits.LeaseTTL,
 	})
 	if err = firstErr(err, res.Err); err != nil {
 		return heartbeatResponse{}, err
