@@ -23,7 +23,7 @@ const (
 // forwardClient carries forwarded writes to the leader; it keeps enough
 // idle connections for many concurrent writers.
 var forwardClient = &http.Client{
-	Timeout:   60 * time.Second,
+	Timeout:   maxBlockingWait + time.Minute, // a submit may wait for its job
 	Transport: newTransport(),
 }
 
