@@ -34,7 +34,7 @@ func (a *Agent) monitorLeadership(ctx context.Context) {
 	defer stopLeader()
 	for {
 		select {
-		case isLeader := <-a.node.raft.LeaderCh():
+		case isLeader := <-a.node.leaderCh:
 			switch {
 			case isLeader && stop == nil:
 				lctx, cancel := context.WithCancel(ctx)

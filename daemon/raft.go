@@ -25,6 +25,9 @@ type raftNode struct {
 	// hadState is true when the data dir already held raft state at start:
 	// such a node never bootstraps again.
 	hadState bool
+	// leaderCh receives every leadership change of this node, in order
+	// (raft.Config.NotifyCh: unlike LeaderCh, it never drops a signal).
+	leaderCh chan bool
 }
 
 // loadNodeID returns the node's permanent ID from data_dir/node-id,
@@ -103,7 +106,7 @@ func openRaft(cfg *config.Config, dataDir, nodeID string, bind, advertise string
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create raft dir: %w", err)
 	}
-	n := &raftNode{}
+	n := &raftNode{leaderCh: make(chan bool, 16)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -140,6 +143,7 @@ func openRaft(cfg *config.Config, dataDir, nodeID string, bind, advertise string
 		return nil, fmt.Errorf("raft transport on %s: %w", bind, err)
 	}
 	rc := raftConfig(cfg, nodeID, logger)
+	rc.NotifyCh = n.leaderCh
 	if err := recoverPeers(dir, rc, logs, n.store, n.snaps, n.transport, logger); err != nil {
 		return nil, err
 	}
