@@ -48,7 +48,7 @@ func (a *Agent) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(headerForwarded) != "" {
 			// The forwarding follower does the retrying.
-			if a.node.raft.State() != raft.Leader {
+			if a.node.Raft.State() != raft.Leader {
 				writeError(w, ErrNotLeader)
 				return
 			}
@@ -64,7 +64,7 @@ func (a *Agent) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 func (a *Agent) leaderHTTP(ctx context.Context) (string, error) {
 	deadline := time.Now().Add(leaderWait)
 	for {
-		if _, id := a.node.raft.LeaderWithID(); id != "" {
+		if _, id := a.node.Raft.LeaderWithID(); id != "" {
 			if string(id) == a.nodeID {
 				return a.httpAddr, nil
 			}
@@ -187,16 +187,16 @@ const catchUpLimit = 10 * time.Second
 // was in the raft log at start, reads wait (then answer 503).
 func (a *Agent) caughtUp(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if a.node.raft.AppliedIndex() < a.startIndex {
+		if a.node.Raft.AppliedIndex() < a.startIndex {
 			// Raft applies entries that never reach the FSM (no-ops,
 			// configuration changes), so poll the applied index.
 			deadline := time.Now().Add(catchUpLimit)
-			for a.node.raft.AppliedIndex() < a.startIndex && time.Now().Before(deadline) && r.Context().Err() == nil {
+			for a.node.Raft.AppliedIndex() < a.startIndex && time.Now().Before(deadline) && r.Context().Err() == nil {
 				time.Sleep(20 * time.Millisecond)
 			}
-			if a.node.raft.AppliedIndex() < a.startIndex {
+			if a.node.Raft.AppliedIndex() < a.startIndex {
 				writeError(w, &httpError{code: http.StatusServiceUnavailable,
-					err: fmt.Errorf("node is still replaying its raft log (applied %d of %d); retry shortly", a.node.raft.AppliedIndex(), a.startIndex)})
+					err: fmt.Errorf("node is still replaying its raft log (applied %d of %d); retry shortly", a.node.Raft.AppliedIndex(), a.startIndex)})
 				return
 			}
 		}

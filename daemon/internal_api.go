@@ -68,7 +68,7 @@ type completeResponse struct {
 
 // isLeader reports whether this node leads (the dispatcher then calls the
 // leader side in-process).
-func (a *Agent) isLeader() bool { return a.node.raft.State() == raft.Leader }
+func (a *Agent) isLeader() bool { return a.node.Raft.State() == raft.Leader }
 
 // internalCall serves one call of the node-to-leader protocol over HTTP:
 // a JSON request body of at most limit bytes in, call's answer out.
@@ -91,7 +91,7 @@ func internalCall[Req, Resp any](limit int64, call func(context.Context, Req) (R
 // internalOnLeader rejects internal calls on a follower.
 func (a *Agent) internalOnLeader(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if a.node.raft.State() != raft.Leader {
+		if a.node.Raft.State() != raft.Leader {
 			writeError(w, ErrNotLeader)
 			return
 		}
