@@ -1,4 +1,4 @@
-package daemon
+package httpapi
 
 import (
 	"context"
@@ -11,14 +11,13 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/daemon/api"
+	"github.com/corral-dev/corral/daemon/server"
 	"github.com/corral-dev/corral/queue"
 )
 
 const (
 	// headerIndex carries the raft index of a read (Consul's X-Consul-Index).
 	headerIndex = "X-Corral-Index"
-	// headerForwarded marks a request a follower forwarded to the leader.
-	headerForwarded = "X-Corral-Forwarded"
 	// headerKnownLeader says whether the serving node knows a leader.
 	headerKnownLeader = "X-Corral-Known-Leader"
 	// headerLastContact is how many ms ago a follower last heard from the
@@ -57,7 +56,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, queue.ErrTerminal), errors.Is(err, queue.ErrNotRetryable), errors.Is(err, queue.ErrStaleToken):
 		return http.StatusConflict
-	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrLeadershipLost), errors.Is(err, ErrShuttingDown):
+	case errors.Is(err, server.ErrNoLeader), errors.Is(err, server.ErrNotLeader), errors.Is(err, server.ErrLeadershipLost),
+		errors.Is(err, server.ErrShuttingDown), errors.Is(err, server.ErrLeaderChanged):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable
@@ -80,7 +80,7 @@ func writeJSON(w http.ResponseWriter, code int, v any, index uint64) {
 // writeError answers {"error": ...} with the status that fits err. A
 // write that was rejected before reaching raft is marked safe to retry.
 func writeError(w http.ResponseWriter, err error) {
-	if errors.Is(err, ErrNotLeader) {
+	if errors.Is(err, server.ErrNotLeader) {
 		w.Header().Set(headerRetryable, "true")
 	}
 	writeJSON(w, statusOf(err), api.Error{Error: err.Error()}, 0)
@@ -135,7 +135,7 @@ func blockingQuery(r *http.Request) (minIndex uint64, wait time.Duration, ok boo
 
 // waitFor blocks until ready returns true (checked on every store change),
 // the wait elapses, or ctx ends. It returns ready's last answer.
-func waitFor(ctx context.Context, store *queue.Store, wait time.Duration, ready func() bool) bool {
+func waitFor(ctx context.Context, store Store, wait time.Duration, ready func() bool) bool {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {

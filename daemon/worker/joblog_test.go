@@ -1,4 +1,4 @@
-package daemon
+package worker
 
 import (
 	"os"
@@ -10,7 +10,7 @@ import (
 // The logs of purged jobs are removed; those of live jobs, and young
 // directories of jobs this node may not know yet, stay.
 func TestJobLogSweepRemovesPurgedJobs(t *testing.T) {
-	logs := newJobLogs(t.TempDir())
+	logs := NewLogs(t.TempDir())
 	for _, id := range []string{"live", "purged", "young"} {
 		w, err := logs.create(id, 1)
 		if err != nil {
@@ -36,7 +36,7 @@ func TestJobLogSweepRemovesPurgedJobs(t *testing.T) {
 			t.Errorf("log dir %s present = %v, want %v", id, got, want)
 		}
 	}
-	if n, err := newJobLogs(t.TempDir()).sweep(exists, 0, time.Now()); n != 0 || err != nil {
+	if n, err := NewLogs(t.TempDir()).sweep(exists, 0, time.Now()); n != 0 || err != nil {
 		t.Fatalf("sweep of a node that never ran a job: %d, %v", n, err)
 	}
 }

@@ -1,4 +1,4 @@
-package daemon
+package server
 
 import (
 	"context"
@@ -18,7 +18,7 @@ const (
 
 // monitorLeadership is the one goroutine that watches leadership: it runs
 // exactly one leader loop while this node leads and stops it on loss.
-func (a *Agent) monitorLeadership(ctx context.Context) {
+func (s *Server) monitorLeadership(ctx context.Context) {
 	var (
 		stop context.CancelFunc
 		wg   sync.WaitGroup
@@ -28,13 +28,13 @@ func (a *Agent) monitorLeadership(ctx context.Context) {
 			stop()
 			wg.Wait()
 			stop = nil
-			a.logger.Info("leader loop stopped")
+			s.logger.Info("leader loop stopped")
 		}
 	}
 	defer stopLeader()
 	for {
 		select {
-		case isLeader := <-a.node.LeaderCh():
+		case isLeader := <-s.leaderCh:
 			switch {
 			case isLeader && stop == nil:
 				lctx, cancel := context.WithCancel(ctx)
@@ -42,7 +42,7 @@ func (a *Agent) monitorLeadership(ctx context.Context) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					a.leaderLoop(lctx)
+					s.leaderLoop(lctx)
 				}()
 			case !isLeader:
 				stopLeader()
@@ -56,14 +56,14 @@ func (a *Agent) monitorLeadership(ctx context.Context) {
 // leaderLoop runs the leader's duties. It first issues a Barrier so the
 // FSM holds every committed entry, then starts leader-only work; all
 // leader state is rebuilt from the FSM here, never carried over.
-func (a *Agent) leaderLoop(ctx context.Context) {
-	a.logger.Info("cluster leadership acquired")
+func (s *Server) leaderLoop(ctx context.Context) {
+	s.logger.Info("cluster leadership acquired")
 	backoff := 100 * time.Millisecond
 	for {
-		if err := a.node.Raft.Barrier(applyTimeout).Error(); err == nil {
+		if err := s.raft.Barrier(applyTimeout).Error(); err == nil {
 			break
 		} else {
-			a.logger.Warn("barrier failed; retrying", "error", err)
+			s.logger.Warn("barrier failed; retrying", "error", err)
 		}
 		select {
 		case <-time.After(backoff):
@@ -74,19 +74,23 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 			backoff *= 2
 		}
 	}
-	if a.node.Raft.State() != raft.Leader {
+	if s.raft.State() != raft.Leader {
 		return
 	}
-	a.syncQueueConfig(ctx)
-	if a.membership != nil {
-		a.membership.LeaderStart()
-		defer a.membership.LeaderStop()
+	s.syncQueueConfig(ctx)
+	s.mu.Lock()
+	s.term = ctx
+	m := s.membership
+	s.mu.Unlock()
+	if m != nil {
+		m.LeaderStart()
+		defer m.LeaderStop()
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		a.runReaper(ctx)
+		s.runReaper(ctx)
 	}()
 	<-ctx.Done()
 	wg.Wait()
@@ -95,20 +99,19 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 // syncQueueConfig replicates the queue settings of this node's config
 // (max_attempts, concurrency, retention) where the FSM differs. Pauses are
 // runtime state and are left alone.
-func (a *Agent) syncQueueConfig(ctx context.Context) {
+func (s *Server) syncQueueConfig(ctx context.Context) {
 	current := map[string]queue.QueueConfig{}
-	for _, q := range a.store.Queues() {
+	for _, q := range s.store.Queues() {
 		current[q.Name] = q.Config
 	}
-	for name, qc := range a.cfg.Queues {
+	for name, want := range s.cfg.Queues {
 		cur, ok := current[name]
-		want := queue.QueueConfig{MaxAttempts: qc.MaxAttempts, Concurrency: qc.Concurrency, Retention: qc.Retention}
 		if ok && cur.MaxAttempts == want.MaxAttempts && cur.Concurrency == want.Concurrency && cur.Retention == want.Retention {
 			continue
 		}
 		cmd := &queue.SetQueue{Name: name, Fields: queue.FieldMaxAttempts | queue.FieldConcurrency | queue.FieldRetention, Config: want}
-		if res, _, err := a.applier.Apply(ctx, cmd); err != nil || res.Err != nil {
-			a.logger.Warn("cannot apply queue config", "queue", name, "error", firstErr(err, res.Err))
+		if res, _, err := s.applier.Apply(ctx, cmd); err != nil || res.Err != nil {
+			s.logger.Warn("cannot apply queue config", "queue", name, "error", firstErr(err, res.Err))
 		}
 	}
 }
@@ -116,15 +119,15 @@ func (a *Agent) syncQueueConfig(ctx context.Context) {
 // runReaper issues the timed commands: lease expiry, retention purge and
 // (through any entry's Now) promotion of due scheduled jobs. It sleeps
 // until the store's next deadline or the next change.
-func (a *Agent) runReaper(ctx context.Context) {
+func (s *Server) runReaper(ctx context.Context) {
 	var last time.Time
 	for {
-		_, changed := a.store.Watch()
-		due := a.store.NextDeadline()
+		_, changed := s.store.Watch()
+		due := s.store.NextDeadline()
 		now := time.Now()
 		if !due.IsZero() && !due.After(now) && now.Sub(last) >= minTickGap {
 			last = now
-			a.tick(ctx)
+			s.tick(ctx)
 			continue
 		}
 		wait := idleTick
@@ -145,28 +148,20 @@ func (a *Agent) runReaper(ctx context.Context) {
 
 // tick applies one ExpireLeases and one Purge (the applier packs them into
 // one entry); the entry's Now also promotes due scheduled jobs.
-func (a *Agent) tick(ctx context.Context) {
+func (s *Server) tick(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, cmd := range []queue.Command{&queue.ExpireLeases{}, &queue.Purge{}} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, _, err := a.applier.Apply(ctx, cmd)
+			res, _, err := s.applier.Apply(ctx, cmd)
 			if err = firstErr(err, res.Err); err != nil {
-				a.logger.Warn("reaper command failed", "kind", cmd.Kind(), "error", err)
+				s.logger.Warn("reaper command failed", "kind", cmd.Kind(), "error", err)
 			} else if res.Count > 0 {
-				a.logger.Info("reaper", "kind", cmd.Kind(), "jobs", res.Count)
+				s.logger.Info("reaper", "kind", cmd.Kind(), "jobs", res.Count)
 			}
 		}()
 	}
 	wg.Wait()
 }
 
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
-}

@@ -1,4 +1,4 @@
-package daemon
+package worker
 
 import (
 	"bufio"
@@ -11,21 +11,24 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
-// jobLogs keeps each attempt's output under data_dir/logs/<job-id>/<attempt>.log
+// Logs keeps each attempt's output under data_dir/logs/<job-id>/<attempt>.log
 // on the node that ran it.
-type jobLogs struct {
+type Logs struct {
 	dir string
 }
 
-func newJobLogs(dataDir string) *jobLogs {
-	return &jobLogs{dir: filepath.Join(dataDir, "logs")}
+// NewLogs keeps logs under dataDir/logs.
+func NewLogs(dataDir string) *Logs {
+	return &Logs{dir: filepath.Join(dataDir, "logs")}
 }
 
 // path returns the log file of one attempt. Job IDs are ULIDs made by the
 // leader, but they are checked anyway so a path can never leave the dir.
-func (l *jobLogs) path(id string, attempt int) (string, error) {
+func (l *Logs) path(id string, attempt int) (string, error) {
 	if id == "" || filepath.Base(id) != id || id == "." || id == ".." {
 		return "", fmt.Errorf("invalid job id %q", id)
 	}
@@ -33,7 +36,7 @@ func (l *jobLogs) path(id string, attempt int) (string, error) {
 }
 
 // create opens a fresh log file for an attempt.
-func (l *jobLogs) create(id string, attempt int) (io.WriteCloser, error) {
+func (l *Logs) create(id string, attempt int) (io.WriteCloser, error) {
 	p, err := l.path(id, attempt)
 	if err != nil {
 		return nil, err
@@ -49,7 +52,7 @@ func (l *jobLogs) create(id string, attempt int) (io.WriteCloser, error) {
 }
 
 // open opens an attempt's log for reading.
-func (l *jobLogs) open(id string, attempt int) (*os.File, error) {
+func (l *Logs) open(id string, attempt int) (*os.File, error) {
 	p, err := l.path(id, attempt)
 	if err != nil {
 		return nil, err
@@ -61,7 +64,7 @@ func (l *jobLogs) open(id string, attempt int) (*os.File, error) {
 // by retention), so data_dir/logs stays bounded like the state. A
 // directory younger than minAge is kept: this node may run a job whose
 // claim it has not applied yet.
-func (l *jobLogs) sweep(exists func(id string) bool, minAge time.Duration, now time.Time) (int, error) {
+func (l *Logs) sweep(exists func(id string) bool, minAge time.Duration, now time.Time) (int, error) {
 	entries, err := os.ReadDir(l.dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -120,8 +123,9 @@ const (
 	logSweepMinAge = time.Minute
 )
 
-// runLogSweeper removes the logs of purged jobs periodically.
-func (a *Agent) runLogSweeper(ctx context.Context) {
+// Sweep removes the logs of purged jobs (exists says which jobs are
+// still there) every logSweepEvery until ctx ends.
+func (l *Logs) Sweep(ctx context.Context, exists func(id string) bool, logger hclog.Logger) {
 	ticker := time.NewTicker(logSweepEvery)
 	defer ticker.Stop()
 	for {
@@ -130,11 +134,10 @@ func (a *Agent) runLogSweeper(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		exists := func(id string) bool { _, ok := a.store.Get(id); return ok }
-		if n, err := a.logs.sweep(exists, logSweepMinAge, time.Now()); err != nil {
-			a.logger.Warn("cannot remove logs of purged jobs", "error", err)
+		if n, err := l.sweep(exists, logSweepMinAge, time.Now()); err != nil {
+			logger.Warn("cannot remove logs of purged jobs", "error", err)
 		} else if n > 0 {
-			a.logger.Info("removed logs of purged jobs", "jobs", n)
+			logger.Info("removed logs of purged jobs", "jobs", n)
 		}
 	}
 }

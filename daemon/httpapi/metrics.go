@@ -1,4 +1,4 @@
-package daemon
+package httpapi
 
 import (
 	"fmt"
@@ -21,9 +21,9 @@ var (
 	metricsErr     error
 )
 
-// setupMetrics installs the Prometheus sink and returns the handler of
-// GET /v1/metrics.
-func setupMetrics() (http.Handler, error) {
+// Metrics installs the Prometheus sink (once per process) and returns the
+// handler of GET /v1/metrics.
+func Metrics() (http.Handler, error) {
 	metricsOnce.Do(func() {
 		reg := prometheus.NewRegistry()
 		sink, err := metricsprom.NewPrometheusSinkFrom(metricsprom.PrometheusOpts{
@@ -44,14 +44,4 @@ func setupMetrics() (http.Handler, error) {
 		metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	})
 	return metricsHandler, metricsErr
-}
-
-// handleMetrics serves GET /v1/metrics in the Prometheus text format.
-func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	h, err := setupMetrics()
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	h.ServeHTTP(w, r)
 }

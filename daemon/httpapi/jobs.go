@@ -1,4 +1,4 @@
-package daemon
+package httpapi
 
 import (
 	"context"
@@ -18,17 +18,17 @@ type submitBody struct {
 	Jobs []api.JobRequest `json:"jobs"`
 }
 
-// handleSubmit serves POST /v1/jobs (leader only). With ?wait=D the answer
+// handleSubmit serves POST /v1/jobs. With ?wait=D the answer
 // waits (at most D) until every submitted job has ended and carries the
 // jobs: submit and result in one round trip.
-func (a *Agent) handleSubmit(w http.ResponseWriter, r *http.Request) {
+func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	wait, err := submitWait(r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	var body submitBody
-	if err := decodeBody(w, r, int64(a.cfg.Limits.MaxRequestBytes), &body); err != nil {
+	if err := decodeBody(w, r, int64(h.cfg.MaxRequestBytes), &body); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -49,7 +49,7 @@ func (a *Agent) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	for i := range reqs {
 		spec, err := specFromRequest(&reqs[i], now)
 		if err == nil {
-			err = a.checkLimits(&spec)
+			err = h.checkLimits(&spec)
 		}
 		if err == nil {
 			err = queue.ValidateSpec(&spec)
@@ -64,7 +64,7 @@ func (a *Agent) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		cmd.Specs[i] = spec
 		cmd.IDs[i] = ulid.Make().String()
 	}
-	res, index, err := a.applier.Apply(r.Context(), cmd)
+	res, index, err := h.writer.Write(r.Context(), cmd)
 	if err == nil {
 		err = res.Err
 	}
@@ -81,7 +81,7 @@ func (a *Agent) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 		out.ID, out.Existing = s.ID, s.Existing
 		if wait > 0 {
-			out.Job = a.awaitJobs(r.Context(), wait, s.ID)[0]
+			out.Job = h.awaitJobs(r.Context(), wait, s.ID)[0]
 		}
 		writeJSON(w, http.StatusOK, out, index)
 		return
@@ -97,7 +97,7 @@ func (a *Agent) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if wait > 0 {
-		jobs := a.awaitJobs(r.Context(), wait, ids...)
+		jobs := h.awaitJobs(r.Context(), wait, ids...)
 		for i, k := 0, 0; i < len(out.Jobs); i++ {
 			if out.Jobs[i].Error == "" {
 				out.Jobs[i].Job, k = jobs[k], k+1
@@ -123,10 +123,10 @@ func submitWait(r *http.Request) (time.Duration, error) {
 
 // awaitJobs waits up to wait until every job in ids is terminal and
 // returns them as they then stand (nil for a job that is gone).
-func (a *Agent) awaitJobs(ctx context.Context, wait time.Duration, ids ...string) []*api.Job {
-	waitFor(ctx, a.store, wait, func() bool {
+func (h *API) awaitJobs(ctx context.Context, wait time.Duration, ids ...string) []*api.Job {
+	waitFor(ctx, h.store, wait, func() bool {
 		for _, id := range ids {
-			if j, ok := a.store.Get(id); ok && !j.State.Terminal() {
+			if j, ok := h.store.Get(id); ok && !j.State.Terminal() {
 				return false
 			}
 		}
@@ -134,9 +134,9 @@ func (a *Agent) awaitJobs(ctx context.Context, wait time.Duration, ids ...string
 	})
 	out := make([]*api.Job, len(ids))
 	for i, id := range ids {
-		if j, ok := a.store.Get(id); ok {
+		if j, ok := h.store.Get(id); ok {
 			aj := toAPIJob(j)
-			a.annotate(ctx, j, &aj)
+			h.annotate(ctx, j, &aj)
 			out[i] = &aj
 		}
 	}
@@ -144,35 +144,69 @@ func (a *Agent) awaitJobs(ctx context.Context, wait time.Duration, ids ...string
 }
 
 // checkLimits enforces the node's size limits on a spec.
-func (a *Agent) checkLimits(spec *queue.Spec) error {
-	if max := a.cfg.Limits.MaxPayloadBytes; max > 0 && len(spec.Payload) > max {
+func (h *API) checkLimits(spec *queue.Spec) error {
+	if max := h.cfg.MaxPayloadBytes; max > 0 && len(spec.Payload) > max {
 		return &httpError{code: http.StatusRequestEntityTooLarge,
 			err: fmt.Errorf("payload of %d bytes exceeds the %d-byte limit (limits.max_payload_bytes); store large data elsewhere and pass a reference", len(spec.Payload), max)}
 	}
 	return nil
 }
 
-// handleGetJob serves GET /v1/jobs/{id}; with ?index=N it blocks until
-// the job's own index passes N.
-func (a *Agent) handleGetJob(w http.ResponseWriter, r *http.Request) {
+// missingWait is how long a blocking read of a job this node has not
+// seen waits for it: it may still be replicating from a submit elsewhere.
+const missingWait = 2 * time.Second
+
+// handleGetJob serves GET /v1/jobs/{id} in one of three modes:
+//   - default: this node's replica (on a follower, as fresh as its last
+//     contact with the leader, see X-Corral-Last-Contact);
+//   - ?stale=true: the same, said explicitly (any node, even without a
+//     leader);
+//   - ?consistent=true: read on the leader after it verified that it
+//     still leads; never older than a write acknowledged before the read.
+//
+// With ?index=N it blocks until the job's own index passes N.
+func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	q := r.URL.Query()
+	consistent, stale := q.Get("consistent") == "true", q.Get("stale") == "true"
+	if consistent && stale {
+		writeError(w, badRequest("set either ?consistent=true or ?stale=true, not both"))
+		return
+	}
 	minIndex, wait, blocking, err := blockingQuery(r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	job, ok := a.store.Get(id)
+	if consistent {
+		if blocking {
+			writeError(w, badRequest("?consistent=true does not take ?index=: use a blocking read without it"))
+			return
+		}
+		job, index, err := h.writer.ReadJob(r.Context(), id)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if job == nil {
+			writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
+			return
+		}
+		out := toAPIJob(job)
+		h.annotate(r.Context(), job, &out)
+		writeJSON(w, http.StatusOK, out, index)
+		return
+	}
+	job, ok := h.store.Get(id)
 	if blocking && !ok {
-		// A job this node has not seen may still be replicating from a
-		// submit on another node: give it a moment before saying 404.
-		waitFor(r.Context(), a.store, min(wait, catchUpWait), func() bool {
-			job, ok = a.store.Get(id)
+		waitFor(r.Context(), h.store, min(wait, missingWait), func() bool {
+			job, ok = h.store.Get(id)
 			return ok
 		})
 	}
 	if blocking && ok && job.Index <= minIndex {
-		waitFor(r.Context(), a.store, wait, func() bool {
-			job, ok = a.store.Get(id)
+		waitFor(r.Context(), h.store, wait, func() bool {
+			job, ok = h.store.Get(id)
 			return !ok || job.Index > minIndex
 		})
 	}
@@ -181,12 +215,12 @@ func (a *Agent) handleGetJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := toAPIJob(job)
-	a.annotate(r.Context(), job, &out)
+	h.annotate(r.Context(), job, &out)
 	writeJSON(w, http.StatusOK, out, job.Index)
 }
 
 // handleListJobs serves GET /v1/jobs?queue=&state=&limit=.
-func (a *Agent) handleListJobs(w http.ResponseWriter, r *http.Request) {
+func (h *API) handleListJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := queue.Filter{Queue: q.Get("queue")}
 	if s := q.Get("state"); s != "" {
@@ -205,12 +239,12 @@ func (a *Agent) handleListJobs(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
-	if err := a.blockOnStore(r); err != nil {
+	if err := h.blockOnStore(r); err != nil {
 		writeError(w, err)
 		return
 	}
-	index := a.store.Index()
-	jobs := a.store.List(f)
+	index := h.store.Index()
+	jobs := h.store.List(f)
 	out := api.JobList{Jobs: make([]api.Job, len(jobs)), Index: index}
 	for i, j := range jobs {
 		out.Jobs[i] = toAPIJob(j)
@@ -220,26 +254,26 @@ func (a *Agent) handleListJobs(w http.ResponseWriter, r *http.Request) {
 
 // blockOnStore serves the blocking-query parameters of a list read: with
 // ?index=N it waits until the store has moved past N (or the wait ends).
-func (a *Agent) blockOnStore(r *http.Request) error {
+func (h *API) blockOnStore(r *http.Request) error {
 	minIndex, wait, blocking, err := blockingQuery(r)
 	if err == nil && blocking {
-		waitFor(r.Context(), a.store, wait, func() bool { return a.store.Index() > minIndex })
+		waitFor(r.Context(), h.store, wait, func() bool { return h.store.Index() > minIndex })
 	}
 	return err
 }
 
-// handleCancel serves DELETE /v1/jobs/{id} (leader only).
-func (a *Agent) handleCancel(w http.ResponseWriter, r *http.Request) {
-	a.applyJobCommand(w, r, &queue.Cancel{ID: r.PathValue("id")})
+// handleCancel serves DELETE /v1/jobs/{id}.
+func (h *API) handleCancel(w http.ResponseWriter, r *http.Request) {
+	h.applyJobCommand(w, r, &queue.Cancel{ID: r.PathValue("id")})
 }
 
-// handleRetry serves POST /v1/jobs/{id}/retry (leader only).
-func (a *Agent) handleRetry(w http.ResponseWriter, r *http.Request) {
-	a.applyJobCommand(w, r, &queue.Retry{ID: r.PathValue("id")})
+// handleRetry serves POST /v1/jobs/{id}/retry.
+func (h *API) handleRetry(w http.ResponseWriter, r *http.Request) {
+	h.applyJobCommand(w, r, &queue.Retry{ID: r.PathValue("id")})
 }
 
-func (a *Agent) applyJobCommand(w http.ResponseWriter, r *http.Request, cmd queue.Command) {
-	res, index, err := a.applier.Apply(r.Context(), cmd)
+func (h *API) applyJobCommand(w http.ResponseWriter, r *http.Request, cmd queue.Command) {
+	res, index, err := h.writer.Write(r.Context(), cmd)
 	if err == nil {
 		err = res.Err
 	}
@@ -251,13 +285,13 @@ func (a *Agent) applyJobCommand(w http.ResponseWriter, r *http.Request, cmd queu
 }
 
 // handleQueues serves GET /v1/queues.
-func (a *Agent) handleQueues(w http.ResponseWriter, r *http.Request) {
-	if err := a.blockOnStore(r); err != nil {
+func (h *API) handleQueues(w http.ResponseWriter, r *http.Request) {
+	if err := h.blockOnStore(r); err != nil {
 		writeError(w, err)
 		return
 	}
-	index := a.store.Index()
-	qs := a.store.Queues()
+	index := h.store.Index()
+	qs := h.store.Queues()
 	out := api.QueueList{Queues: make([]api.Queue, 0, len(qs)), Index: index}
 	for _, q := range qs {
 		aq := api.Queue{
@@ -283,11 +317,11 @@ func (a *Agent) handleQueues(w http.ResponseWriter, r *http.Request) {
 }
 
 // handlePause serves POST /v1/queues/{name}/pause and .../resume.
-func (a *Agent) handlePause(paused bool) http.HandlerFunc {
+func (h *API) handlePause(paused bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		cmd := &queue.SetQueue{Name: name, Fields: queue.FieldPaused, Config: queue.QueueConfig{Paused: paused}}
-		res, index, err := a.applier.Apply(r.Context(), cmd)
+		res, index, err := h.writer.Write(r.Context(), cmd)
 		if err == nil {
 			err = res.Err
 		}

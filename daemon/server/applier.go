@@ -1,4 +1,4 @@
-package daemon
+package server
 
 import (
 	"context"
@@ -12,20 +12,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	metrics "github.com/hashicorp/go-metrics/compat"
 	"github.com/hashicorp/raft"
-)
-
-// Errors of the write path.
-var (
-	// ErrNotLeader means this node is not the leader and the write was not
-	// applied; the caller forwards or retries.
-	ErrNotLeader = errors.New("not the leader")
-	// ErrLeadershipLost means leadership was lost after the write was handed
-	// to raft: it may or may not have been committed.
-	ErrLeadershipLost = errors.New("leadership lost while the write was in flight: it may or may not have been applied; retry with a unique_key to be safe")
-	// ErrNoLeader means the cluster has no leader right now.
-	ErrNoLeader = errors.New("no cluster leader: the cluster is electing one or has lost quorum; retry shortly")
-	// ErrShuttingDown means the agent is stopping.
-	ErrShuttingDown = errors.New("agent is shutting down")
 )
 
 const (
@@ -200,6 +186,55 @@ func (a *applier) Apply(ctx context.Context, cmd queue.Command) (queue.Result, u
 		d = <-req.done
 	}
 	return d.result, d.index, d.err
+}
+
+// ApplyAll replicates several commands at once (a follower's forwarded
+// batch): they join the same group commit, and the answer comes when all
+// of them are applied. results[i] belongs to cmds[i]; index is the highest
+// entry index among them.
+func (a *applier) ApplyAll(ctx context.Context, cmds []queue.Command) ([]queue.Result, uint64, error) {
+	reqs := make([]*applyReq, len(cmds))
+	for i, c := range cmds {
+		reqs[i] = &applyReq{cmd: c, done: make(chan applyDone, 1)}
+	}
+	handed := 0
+handover:
+	for _, req := range reqs {
+		select {
+		case a.reqs <- req:
+			handed++
+		case <-ctx.Done():
+			break handover
+		case <-a.stopped:
+			break handover
+		}
+	}
+	if handed == 0 {
+		return nil, 0, firstErr(ctx.Err(), ErrShuttingDown)
+	}
+	failAll(reqs[handed:], ErrNotLeader) // never handed over: not applied
+	results := make([]queue.Result, len(cmds))
+	var index uint64
+	var failed error
+	for i, req := range reqs {
+		var d applyDone
+		select {
+		case d = <-req.done:
+		case <-a.stopped:
+			a.drain()
+			d = <-req.done
+		}
+		if d.err != nil {
+			results[i] = queue.Result{Err: d.err}
+			failed = firstErr(failed, d.err)
+			continue
+		}
+		results[i], index = d.result, max(index, d.index)
+	}
+	if failed != nil && index == 0 {
+		return nil, 0, failed // nothing applied
+	}
+	return results, index, nil
 }
 
 // stop marks the applier stopped and fails what is still queued.

@@ -1,0 +1,393 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/corral-dev/corral/daemon/rpc"
+	"github.com/corral-dev/corral/queue"
+)
+
+// Stream is one worker's dispatch stream as the leader sees it: an rpc
+// stream, remote or in-process. Send and Recv are each used by one
+// goroutine.
+type Stream interface {
+	Send(v any) error
+	Recv(v any) error
+}
+
+// Dispatch serves one worker's dispatch stream (rpc.MethodDispatch) until
+// the worker goes away or this node stops leading; the worker then
+// reconnects to the new leader. Only the leader, once it has caught up
+// with the log, serves it: ErrNotLeader otherwise.
+func (s *Server) Dispatch(ctx context.Context, st Stream) error {
+	s.mu.Lock()
+	term := s.term
+	s.mu.Unlock()
+	if term.Err() != nil || !s.IsLeader() {
+		return ErrNotLeader
+	}
+	var hello rpc.Hello
+	if err := st.Recv(&hello); err != nil {
+		return fmt.Errorf("dispatch stream: read hello: %w", err)
+	}
+	if err := hello.Validate(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(term, cancel)()
+	ss := newSession(s, &hello, st, cancel)
+	s.addSession(ss)
+	defer s.removeSession(ss)
+	return ss.run(ctx)
+}
+
+// addSession registers ss, ending an older session of the same node (a
+// stream the worker has already given up on).
+func (s *Server) addSession(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.sessions[ss.node]; old != nil {
+		old.cancel()
+	}
+	s.sessions[ss.node] = ss
+}
+
+func (s *Server) removeSession(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions[ss.node] == ss {
+		delete(s.sessions, ss.node)
+	}
+}
+
+// session is the leader's side of one dispatch stream.
+type session struct {
+	srv     *Server
+	node    string
+	tags    map[string]string
+	hello   *rpc.Hello
+	st      Stream
+	cancel  context.CancelFunc
+	credits credits
+	out     chan *rpc.Down
+
+	mu sync.Mutex
+	// held are the leases the worker holds as far as the leader knows
+	// (pushed, or re-announced in the hello), by job ID; aborted are
+	// those it has already been told to stop.
+	held    map[string]uint64
+	aborted map[string]uint64
+}
+
+func newSession(s *Server, hello *rpc.Hello, st Stream, cancel context.CancelFunc) *session {
+	return &session{
+		srv: s, node: hello.Node, tags: hello.Tags, hello: hello, st: st, cancel: cancel,
+		credits: newCredits(),
+		out:     make(chan *rpc.Down, 64),
+		held:    map[string]uint64{},
+		aborted: map[string]uint64{},
+	}
+}
+
+// run handles the hello, then serves the stream until it fails or ctx
+// ends.
+func (ss *session) run(ctx context.Context) error {
+	welcome, err := ss.welcome(ctx)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		errc <- ss.write(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		ss.claim(ctx)
+	}()
+	ss.send(ctx, welcome)
+	// The reader is not waited for: it is blocked in Recv until the stream
+	// closes, which happens when this handler returns.
+	go func() { errc <- ss.read(ctx) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	ss.cancel()
+	wg.Wait()
+	return err
+}
+
+// welcome ends the leases of a restarted node's previous run and renews
+// the leases a reconnecting worker re-announces.
+func (ss *session) welcome(ctx context.Context) (*rpc.Down, error) {
+	d := &rpc.Down{Welcome: true}
+	if ss.hello.Restarted {
+		res, _, err := ss.srv.applier.Apply(ctx, &queue.FailNode{Node: ss.node, Reason: "node restarted"})
+		if err = firstErr(err, res.Err); err != nil {
+			return nil, fmt.Errorf("end the leases of %s's previous run: %w", ss.node, err)
+		}
+	}
+	if len(ss.hello.Running) > 0 {
+		res, _, err := ss.srv.applier.Apply(ctx, &queue.Heartbeat{Node: ss.node, Leases: ss.hello.Running, LeaseTTL: ss.srv.cfg.LeaseTTL})
+		if err = firstErr(err, res.Err); err != nil {
+			return nil, fmt.Errorf("renew the leases of %s: %w", ss.node, err)
+		}
+		ss.mu.Lock()
+		for _, l := range ss.hello.Running {
+			ss.held[l.ID] = l.Token
+		}
+		for _, a := range res.Abort {
+			ss.aborted[a.ID] = a.Token
+		}
+		ss.mu.Unlock()
+		d.Abort = res.Abort
+	}
+	return d, nil
+}
+
+// send queues a message for the worker (dropped once the session ends).
+func (ss *session) send(ctx context.Context, d *rpc.Down) {
+	select {
+	case ss.out <- d:
+	case <-ctx.Done():
+	}
+}
+
+// write sends queued messages down the stream.
+func (ss *session) write(ctx context.Context) error {
+	for {
+		select {
+		case d := <-ss.out:
+			if err := ss.st.Send(d); err != nil {
+				return fmt.Errorf("dispatch stream to %s: %w", ss.node, err)
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// read handles the worker's messages until the stream fails.
+func (ss *session) read(ctx context.Context) error {
+	for {
+		var up rpc.Up
+		if err := ss.st.Recv(&up); err != nil {
+			return fmt.Errorf("dispatch stream from %s: %w", ss.node, err)
+		}
+		if err := up.Validate(); err != nil {
+			return err
+		}
+		if up.Credit != nil {
+			ss.credits.announce(up.Credit)
+		}
+		if up.Heartbeat != nil {
+			go ss.heartbeat(ctx, up.Heartbeat)
+		}
+		if len(up.Reports) > 0 {
+			go ss.report(ctx, up.Seq, up.Reports)
+		}
+	}
+}
+
+// heartbeat renews leases and pushes the aborts the FSM answers with.
+func (ss *session) heartbeat(ctx context.Context, leases []queue.LeaseRef) {
+	res, _, err := ss.srv.applier.Apply(ctx, &queue.Heartbeat{Node: ss.node, Leases: leases, LeaseTTL: ss.srv.cfg.LeaseTTL})
+	if err = firstErr(err, res.Err); err != nil {
+		ss.srv.logger.Debug("heartbeat not applied", "node", ss.node, "error", err)
+		return
+	}
+	if len(res.Abort) > 0 {
+		ss.mu.Lock()
+		for _, a := range res.Abort {
+			ss.aborted[a.ID] = a.Token
+		}
+		ss.mu.Unlock()
+		ss.send(ctx, &rpc.Down{Abort: res.Abort})
+	}
+}
+
+// report applies a batch of finished attempts and acknowledges it once
+// committed. A rejected (stale) report changes nothing; the worker learns
+// why.
+func (ss *session) report(ctx context.Context, seq uint64, reports []queue.Report) {
+	ss.mu.Lock()
+	for i := range reports {
+		reports[i].Node = ss.node // a worker reports only for itself
+		if ss.held[reports[i].ID] == reports[i].Token {
+			delete(ss.held, reports[i].ID)
+			delete(ss.aborted, reports[i].ID)
+		}
+	}
+	ss.mu.Unlock()
+	res, _, err := ss.srv.applier.Apply(ctx, &queue.Complete{Reports: reports})
+	if err = firstErr(err, res.Err); err != nil {
+		// Not acknowledged: the worker sends the batch again, to this
+		// leader or the next.
+		ss.srv.logger.Debug("reports not applied", "node", ss.node, "error", err)
+		return
+	}
+	d := &rpc.Down{Acked: seq, Rejected: make([]string, len(reports))}
+	for i, e := range res.Reports {
+		if e != nil && i < len(d.Rejected) {
+			d.Rejected[i] = e.Error()
+		}
+	}
+	ss.send(ctx, d)
+}
+
+// claim leases queued jobs to the worker's free slots, for as long as the
+// session lasts. A claim goes to raft only when the claim rules say it can
+// grant something (jobs no node can run cost no entries); otherwise it is
+// parked in the applier and rides along with the next entry that makes
+// work (a submit, a retry, a resume), so a job submitted to an idle
+// cluster is leased in its own submit's entry.
+func (ss *session) claim(ctx context.Context) {
+	s := ss.srv
+	for ctx.Err() == nil {
+		_, changed := s.store.Watch()
+		ss.pushAborts(ctx)
+		var parked *applyReq
+		if free := ss.credits.available(); len(free) > 0 {
+			c := &queue.Claim{Node: ss.node, Tags: ss.tags, Slots: free, LeaseTTL: s.cfg.LeaseTTL}
+			if s.store.Claimable(ss.tags, free) {
+				// Leases are answered even if the stream is gone: they
+				// expire and the jobs are retried.
+				res, _, err := s.applier.Apply(context.WithoutCancel(ctx), c)
+				if err = firstErr(err, res.Err); err != nil {
+					s.logger.Debug("claim not applied", "node", ss.node, "error", err)
+					ss.cancel() // most likely no longer the leader
+					return
+				}
+				ss.grant(ctx, res.Leases)
+				continue
+			}
+			parked = &applyReq{cmd: c, done: make(chan applyDone, 1)}
+			s.applier.parked.park(parked)
+		}
+		select {
+		case d := <-parkedDone(parked):
+			parked = nil
+			ss.grant(ctx, d.result.Leases)
+		case <-changed:
+		case <-ss.credits.changed:
+		case <-ctx.Done():
+		}
+		if parked != nil && !s.applier.parked.unpark(parked) {
+			// The applier already put the claim in an entry: its leases
+			// are real and must reach the worker.
+			d := <-parked.done
+			ss.grant(ctx, d.result.Leases)
+		}
+	}
+}
+
+// parkedDone returns the result channel of a parked claim, or nil (which
+// blocks forever in a select) when nothing is parked.
+func parkedDone(req *applyReq) <-chan applyDone {
+	if req == nil {
+		return nil
+	}
+	return req.done
+}
+
+// grant pushes granted leases to the worker and counts them against its
+// credit.
+func (ss *session) grant(ctx context.Context, leases []queue.Lease) {
+	if len(leases) == 0 {
+		return
+	}
+	out := make([]rpc.Lease, len(leases))
+	ss.mu.Lock()
+	for i, l := range leases {
+		out[i] = rpc.Lease{ID: l.Job.ID, Token: l.Token, Attempt: l.Job.Attempt, Queue: l.Job.Queue,
+			Plugin: l.Job.Plugin, Payload: l.Job.Payload, Timeout: l.Job.Timeout}
+		ss.held[l.Job.ID] = l.Token
+		ss.credits.granted(l.Job.Plugin)
+	}
+	ss.mu.Unlock()
+	ss.send(ctx, &rpc.Down{Leases: out})
+}
+
+// pushAborts tells the worker at once to stop leases whose job was
+// cancelled, re-leased elsewhere or removed (heartbeats would tell it too,
+// but only every third of the lease TTL).
+func (ss *session) pushAborts(ctx context.Context) {
+	var aborts []queue.Abort
+	ss.mu.Lock()
+	for id, token := range ss.held {
+		if ss.aborted[id] == token {
+			continue
+		}
+		j, ok := ss.srv.store.Get(id)
+		var reason string
+		switch {
+		case !ok:
+			reason = "job no longer exists"
+		case j.State != queue.StateRunning || j.Token != token || j.Node != ss.node:
+			reason = "lease lost: a newer attempt owns the job"
+		case j.CancelRequested:
+			reason = "cancelled"
+		default:
+			continue
+		}
+		aborts = append(aborts, queue.Abort{ID: id, Token: token, Reason: reason})
+		ss.aborted[id] = token
+	}
+	ss.mu.Unlock()
+	if len(aborts) > 0 {
+		ss.send(ctx, &rpc.Down{Abort: aborts})
+	}
+}
+
+// credits is the leader's account of one worker's free slots.
+type credits struct {
+	mu   sync.Mutex
+	free map[string]int    // as last announced
+	sent map[string]uint64 // leases pushed on this stream, per plugin
+	seen map[string]uint64 // leases the worker had when it announced
+	// changed is signalled (without blocking) at each announcement.
+	changed chan struct{}
+}
+
+func newCredits() credits {
+	return credits{free: map[string]int{}, sent: map[string]uint64{}, seen: map[string]uint64{}, changed: make(chan struct{}, 1)}
+}
+
+// announce records a worker's announcement.
+func (c *credits) announce(cr *rpc.Credit) {
+	c.mu.Lock()
+	c.free = cr.Free
+	c.seen = cr.Seen
+	c.mu.Unlock()
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+// available returns the slots free now per plugin (plugins without any
+// are left out): the announced ones less the leases sent since.
+func (c *credits) available() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for p, n := range c.free {
+		if unseen := c.sent[p] - min(c.seen[p], c.sent[p]); uint64(max(n, 0)) > unseen {
+			out[p] = n - int(unseen)
+		}
+	}
+	return out
+}
+
+// granted counts one lease sent for plugin.
+func (c *credits) granted(plugin string) {
+	c.mu.Lock()
+	c.sent[plugin]++
+	c.mu.Unlock()
+}
