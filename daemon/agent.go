@@ -1,6 +1,8 @@
-// Package daemon wires Corral together: config, raft, the queue FSM, the
-// HTTP API, leader forwarding, the dispatcher and membership. It is the only
-// package that knows all the others.
+// Package daemon is the Corral agent: it translates the config and wires
+// the node's parts together — raft (raftnode), the replicated server
+// (server), the worker (worker), the node plane (rpc), gossip membership
+// (discovery), the plugins (plugins/host) and the HTTP API (httpapi). It
+// holds no logic of its own beyond that wiring.
 package daemon
 
 import (
@@ -15,7 +17,11 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/daemon/config"
+	"github.com/corral-dev/corral/daemon/httpapi"
 	"github.com/corral-dev/corral/daemon/raftnode"
+	"github.com/corral-dev/corral/daemon/rpc"
+	"github.com/corral-dev/corral/daemon/server"
+	"github.com/corral-dev/corral/daemon/worker"
 	"github.com/corral-dev/corral/discovery"
 	"github.com/corral-dev/corral/plugins/host"
 	"github.com/corral-dev/corral/queue"
@@ -34,32 +40,32 @@ type Agent struct {
 	dataDir   string
 	removeDir bool // a -dev temp dir, removed on shutdown
 	nodeID    string
-	raftAddr  string // advertised host:port
+	raftAddr  string // advertised host:port of the node port
 	httpAddr  string // listening host:port
-	// httpAdvertise is the HTTP address other nodes use.
+	// httpAdvertise is the HTTP address other nodes show users.
 	httpAdvertise string
 
 	store *queue.Store
 	node  *raftnode.Node
 	// startIndex is the last raft index on disk at start: reads wait until
-	// the FSM has applied it, so a restarted node never answers "not
-	// found" for a job it simply has not replayed yet.
+	// the FSM has applied it.
 	startIndex uint64
-	applier    *applier
+
+	rpcSrv *rpc.Server
+	mux    *rpc.Mux
+	pool   *rpc.Pool
+
+	server     *server.Server
+	worker     *worker.Worker
+	logs       *worker.Logs
+	plugins    *host.Manager
+	serf       *discovery.Agent
+	membership *discovery.Manager
+	pluginExe  string
+	noBuiltins bool
 
 	httpSrv *http.Server
 	httpLn  net.Listener
-
-	// membersFn lists gossip members (set when discovery runs).
-	membersFn func() []member
-
-	serf       *discovery.Agent
-	membership *discovery.Manager
-	plugins    *host.Manager
-	dispatcher *dispatcher
-	logs       *jobLogs
-	pluginExe  string
-	noBuiltins bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -90,8 +96,9 @@ func New(cfg *config.Config, logger hclog.Logger, opts ...Option) (*Agent, error
 	return a, nil
 }
 
-// Start opens the data dir, starts raft, serf, plugins and the HTTP API.
-// On error everything already started is stopped again.
+// Start opens the data dir and starts the node plane, raft, the server,
+// the plugins, the worker, gossip and the HTTP API. On error everything
+// already started is stopped again.
 func (a *Agent) Start() (err error) {
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	defer func() {
@@ -102,7 +109,8 @@ func (a *Agent) Start() (err error) {
 	if err := a.openDataDir(); err != nil {
 		return err
 	}
-	if _, err := setupMetrics(); err != nil {
+	metrics, err := httpapi.Metrics()
+	if err != nil {
 		return err
 	}
 	bind := a.cfg.BindAddr
@@ -111,47 +119,97 @@ func (a *Agent) Start() (err error) {
 	}
 	advertise := a.cfg.AdvertiseAddr
 	if advertise == "" {
-		advertise, err = advertiseFor(bind)
-		if err != nil {
+		if advertise, err = advertiseFor(bind); err != nil {
 			return err
 		}
 	}
-	raftPort, err := portOrFree(bind, a.cfg.Ports.Raft)
-	if err != nil {
-		return fmt.Errorf("raft port: %w", err)
+	if err := a.startNodePlane(bind, advertise); err != nil {
+		return err
 	}
-	a.raftAddr = net.JoinHostPort(advertise, strconv.Itoa(raftPort))
 	a.node, err = raftnode.Open(raftnode.Config{
-		DataDir: a.dataDir, NodeID: a.nodeID, Raft: a.cfg.Raft,
-		Bind: net.JoinHostPort(bind, strconv.Itoa(raftPort)), Advertise: a.raftAddr,
+		DataDir: a.dataDir, NodeID: a.nodeID, Raft: a.cfg.Raft, Layer: a.mux.RaftLayer(),
 	}, a.store, a.logger.Named("raft"))
 	if err != nil {
 		return err
 	}
 	a.startIndex = a.node.Raft.LastIndex()
-	a.applier = newApplier(a.node.Raft, a.logger.Named("applier"))
-	a.goRun(a.applier.run)
-
-	if err := a.maybeBootstrapSingle(); err != nil {
-		return err
+	a.server = server.New(server.Config{
+		NodeID: a.nodeID, LeaseTTL: a.cfg.Limits.LeaseTTL, Queues: queueConfigs(a.cfg), Logger: a.logger.Named("server"),
+	}, a.node.Raft, a.node.LeaderCh(), a.store)
+	a.server.SetForwarder(forwarder{pool: a.pool})
+	a.registerRPC()
+	if a.cfg.Dev || a.cfg.Server.BootstrapExpect == 1 {
+		if err := a.node.BootstrapSingle(a.nodeID); err != nil {
+			return err
+		}
 	}
-	a.logs = newJobLogs(a.dataDir)
-	a.goRun(a.runLogSweeper)
+	a.logs = worker.NewLogs(a.dataDir)
+	a.goRun(func(ctx context.Context) {
+		a.logs.Sweep(ctx, func(id string) bool { _, ok := a.store.Get(id); return ok }, a.logger.Named("logs"))
+	})
 	if err := a.startPlugins(a.ctx); err != nil {
 		return err
 	}
-
 	a.httpLn, err = net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(a.cfg.Ports.HTTP)))
 	if err != nil {
 		return fmt.Errorf("http listener on %s:%d (is another agent running? set ports.http): %w", bind, a.cfg.Ports.HTTP, err)
 	}
 	a.httpAddr = a.httpLn.Addr().String()
-	a.httpAdvertise = httpAdvertiseAddr(advertise, a.httpLn)
+	a.httpAdvertise = net.JoinHostPort(advertise, strconv.Itoa(a.httpLn.Addr().(*net.TCPAddr).Port))
 	if err := a.startDiscovery(bind, advertise); err != nil {
 		return err
 	}
+	a.goRun(a.server.Run)
+	a.worker = worker.New(worker.Config{
+		Node: a.cfg.NodeName, Tags: a.cfg.Tags, LeaseTTL: a.cfg.Limits.LeaseTTL,
+		MaxResult: a.cfg.Limits.MaxResultBytes, Logger: a.logger.Named("worker"),
+	}, a.plugins, leaderLink{a: a}, a.logs)
+	a.goRun(a.worker.Run)
+	a.startHTTP(metrics)
+	a.logger.Info("agent started", "node", a.cfg.NodeName, "id", a.nodeID, "http", a.httpAddr, "raft", a.raftAddr, "data_dir", a.dataDir)
+	return nil
+}
+
+// startNodePlane listens on the node port: raft and node-to-node RPC, one
+// port, selected by the first byte of each connection.
+func (a *Agent) startNodePlane(bind, advertise string) error {
+	port, err := portOrFree(bind, a.cfg.Ports.Raft)
+	if err != nil {
+		return fmt.Errorf("raft port: %w", err)
+	}
+	a.raftAddr = net.JoinHostPort(advertise, strconv.Itoa(port))
+	rc := rpc.DefaultConfig()
+	rc.AdvertiseAddr = a.raftAddr
+	rc.Logger = a.logger.Named("rpc")
+	if a.rpcSrv, err = rpc.NewServer(rc); err != nil {
+		return err
+	}
+	if a.pool, err = rpc.NewPool(rc); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("node port %s:%d (is another agent running? set ports.raft): %w", bind, port, err)
+	}
+	if a.mux, err = rpc.NewMux(ln, a.rpcSrv, rc); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	return nil
+}
+
+// startHTTP serves the public API.
+func (a *Agent) startHTTP(metrics http.Handler) {
+	h := httpapi.New(httpapi.Config{
+		NodeName:        a.cfg.NodeName,
+		MaxRequestBytes: a.cfg.Limits.MaxRequestBytes,
+		MaxPayloadBytes: a.cfg.Limits.MaxPayloadBytes,
+		EnableDebug:     a.cfg.EnableDebug,
+		Metrics:         metrics,
+		Logger:          a.logger.Named("http"),
+	}, a.store, a.server, cluster{a: a}, jobAccess{a: a}, pluginList{a: a})
 	a.httpSrv = &http.Server{
-		Handler:           a.routes(),
+		Handler:           h.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          a.logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
@@ -162,10 +220,15 @@ func (a *Agent) Start() (err error) {
 			a.logger.Error("http server stopped", "error", err)
 		}
 	}()
-	a.goRun(a.monitorLeadership)
-	a.startDispatcher()
-	a.logger.Info("agent started", "node", a.cfg.NodeName, "id", a.nodeID, "http", a.httpAddr, "raft", a.raftAddr, "data_dir", a.dataDir)
-	return nil
+}
+
+// queueConfigs translates the config's queue blocks.
+func queueConfigs(cfg *config.Config) map[string]queue.QueueConfig {
+	out := make(map[string]queue.QueueConfig, len(cfg.Queues))
+	for name, q := range cfg.Queues {
+		out[name] = queue.QueueConfig{MaxAttempts: q.MaxAttempts, Concurrency: q.Concurrency, Retention: q.Retention}
+	}
+	return out
 }
 
 // goRun runs f in a goroutine owned by the agent.
@@ -205,22 +268,13 @@ func (a *Agent) openDataDir() error {
 	return nil
 }
 
-// maybeBootstrapSingle bootstraps a one-server cluster for -dev and
-// bootstrap_expect = 1, once: a node with raft state never bootstraps again.
-func (a *Agent) maybeBootstrapSingle() error {
-	if !(a.cfg.Dev || a.cfg.Server.BootstrapExpect == 1) {
-		return nil
-	}
-	return a.node.BootstrapSingle(a.nodeID)
-}
-
 // NodeID returns the node's permanent ID (its raft server ID).
 func (a *Agent) NodeID() string { return a.nodeID }
 
 // HTTPAddr returns the address the HTTP API listens on (host:port).
 func (a *Agent) HTTPAddr() string { return a.httpAddr }
 
-// RaftAddr returns the advertised raft address (host:port).
+// RaftAddr returns the advertised address of the node port (host:port).
 func (a *Agent) RaftAddr() string { return a.raftAddr }
 
 // DataDir returns the data directory in use.
@@ -270,10 +324,19 @@ func (a *Agent) Shutdown() error {
 				errs = append(errs, err)
 			}
 		}
+		if a.pool != nil {
+			_ = a.pool.Close()
+		}
 		if a.node != nil {
 			if err := a.node.Close(); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if a.mux != nil {
+			_ = a.mux.Close()
+		}
+		if a.rpcSrv != nil {
+			_ = a.rpcSrv.Close()
 		}
 		a.wg.Wait()
 		if a.removeDir {

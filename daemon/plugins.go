@@ -3,11 +3,8 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
-	"time"
 
-	"github.com/corral-dev/corral/daemon/api"
 	"github.com/corral-dev/corral/plugins/builtin"
 	"github.com/corral-dev/corral/plugins/host"
 )
@@ -63,46 +60,4 @@ func (a *Agent) startPlugins(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// localPluginNames lists the plugins this node can run (a crashed plugin
-// that is being restarted counts).
-func (a *Agent) localPluginNames() []string {
-	if a.plugins == nil {
-		return nil
-	}
-	var names []string
-	for _, st := range a.plugins.Plugins() {
-		if st.Status == host.StateReady || st.Status == host.StateRestarting {
-			names = append(names, st.Name)
-		}
-	}
-	return names
-}
-
-// startDispatcher starts taking work from the leader.
-func (a *Agent) startDispatcher() {
-	ttl := a.cfg.Limits.LeaseTTL
-	if ttl <= 0 {
-		ttl = 30 * time.Second
-	}
-	a.dispatcher = newDispatcher(a.cfg.NodeName, a.cfg.Tags, ttl, a.cfg.Limits.MaxResultBytes,
-		a.plugins, a.leaderHTTP, a.logs, a.logger.Named("dispatcher"))
-	a.dispatcher.local = a
-	a.goRun(a.dispatcher.run)
-}
-
-// handlePlugins serves GET /v1/plugins: this node's plugins.
-func (a *Agent) handlePlugins(w http.ResponseWriter, r *http.Request) {
-	out := api.PluginList{Node: a.cfg.NodeName, Plugins: []api.Plugin{}}
-	if a.plugins != nil {
-		for _, st := range a.plugins.Plugins() {
-			out.Plugins = append(out.Plugins, api.Plugin{
-				Name: st.Name, Version: st.Version, Description: st.Description, Path: st.Path,
-				Builtin: st.Builtin, Status: st.Status.String(), Error: st.Error,
-				Concurrency: st.Concurrency, Running: st.Running, PID: st.PID,
-			})
-		}
-	}
-	writeJSON(w, http.StatusOK, out, 0)
 }

@@ -23,6 +23,11 @@ const (
 	MethodJobLogs Method = 4
 	// MethodStats reads a node's runtime statistics.
 	MethodStats Method = 5
+	// MethodRead is a consistent read, answered by the leader after it
+	// verified its leadership.
+	MethodRead Method = 6
+	// MethodProgress reads the progress of a job running on the node.
+	MethodProgress Method = 7
 )
 
 var methodNames = [...]string{
@@ -32,6 +37,8 @@ var methodNames = [...]string{
 	MethodDispatch: "dispatch",
 	MethodJobLogs:  "job_logs",
 	MethodStats:    "stats",
+	MethodRead:     "read",
+	MethodProgress: "progress",
 }
 
 // String returns the method's name, or "method(N)" for a number without one.

@@ -3,38 +3,10 @@ package rpc
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/corral-dev/corral/queue"
 )
-
-// The node-to-node methods.
-const (
-	// MethodApply: a follower forwards commands to the leader
-	// (ApplyRequest → ApplyResponse).
-	MethodApply Method = iota + 1
-	// MethodDispatch: a worker's dispatch stream to the leader (Hello,
-	// then Up and Down messages).
-	MethodDispatch
-	// MethodRead: a consistent read, answered by the leader after it
-	// verified its leadership (ReadRequest → ReadResponse).
-	MethodRead
-	// MethodProgress: the progress of a job running on the called node
-	// (ProgressRequest → ProgressResponse).
-	MethodProgress
-	// MethodLogs: an attempt's log from the node that ran it
-	// (LogsRequest, then LogChunk frames until the stream ends).
-	MethodLogs
-	// MethodStats: the called node's raft stats for autopilot
-	// (StatsRequest → StatsResponse).
-	MethodStats
-)
-
-var methodNames = map[Method]string{
-	MethodApply: "apply", MethodDispatch: "dispatch", MethodRead: "read",
-	MethodProgress: "progress", MethodLogs: "logs", MethodStats: "stats",
-}
 
 // ErrBadRequest means a peer sent a message that breaks the protocol's
 // bounds; the stream is closed.
@@ -55,9 +27,10 @@ func (r *ApplyRequest) Commands() ([]queue.Command, error) {
 	return e.Cmds, nil
 }
 
-// NewApplyRequest encodes commands for the leader.
+// NewApplyRequest encodes commands for the leader. The entry's time is
+// only there for the codec: the leader stamps the entry that carries them.
 func NewApplyRequest(cmds []queue.Command) (*ApplyRequest, error) {
-	b, err := queue.Encode(queue.Entry{Cmds: cmds})
+	b, err := queue.Encode(queue.Entry{Now: time.Now().UTC(), Cmds: cmds})
 	if err != nil {
 		return nil, fmt.Errorf("encode commands: %w", err)
 	}
@@ -73,7 +46,7 @@ type ApplyResponse struct {
 
 // Result is a queue.Result on the wire.
 type Result struct {
-	Err       *Error
+	Err       *RemoteError
 	Submitted []Submitted
 	Job       *queue.Job
 	Count     int
@@ -83,7 +56,7 @@ type Result struct {
 type Submitted struct {
 	ID       string
 	Existing bool
-	Err      *Error
+	Err      *RemoteError
 }
 
 // FromResult converts a queue result for the wire (the parts a forwarded
@@ -98,9 +71,9 @@ func FromResult(r queue.Result) Result {
 
 // Result converts back; errors match their sentinels with errors.Is.
 func (r *Result) Result() queue.Result {
-	out := queue.Result{Err: r.Err.Decode(), Job: r.Job, Count: r.Count}
+	out := queue.Result{Err: decodeError(r.Err), Job: r.Job, Count: r.Count}
 	for _, s := range r.Submitted {
-		out.Submitted = append(out.Submitted, queue.Submitted{ID: s.ID, Existing: s.Existing, Err: s.Err.Decode()})
+		out.Submitted = append(out.Submitted, queue.Submitted{ID: s.ID, Existing: s.Existing, Err: decodeError(s.Err)})
 	}
 	return out
 }
@@ -153,70 +126,32 @@ type StatsResponse struct {
 	LastIndex   uint64
 }
 
-// Error is an error on the wire: a code that names a registered sentinel
-// (so errors.Is works on the other side) and the message.
-type Error struct {
-	Code    string
-	Message string
+// EncodeError converts an error inside a message, such as a command's
+// result, for the wire (nil for nil): it arrives as a *RemoteError that
+// matches its registered sentinel with errors.Is.
+func EncodeError(err error) *RemoteError {
+	if err == nil {
+		return nil
+	}
+	w := toWire(err)
+	return &RemoteError{Code: w.Code, Message: w.Message}
 }
 
-var (
-	errMu    sync.RWMutex
-	errCodes = map[string]error{}
-)
-
-// RegisterError names a sentinel error for the wire: an error that wraps it
-// arrives on the other side as an error that wraps it too. Register the
-// same codes on every node, at init.
-func RegisterError(code string, sentinel error) {
-	errMu.Lock()
-	defer errMu.Unlock()
-	errCodes[code] = sentinel
+// decodeError turns an error inside a message back into an error (nil for
+// nil, never a typed nil).
+func decodeError(e *RemoteError) error {
+	if e == nil {
+		return nil
+	}
+	return e
 }
 
 func init() {
 	for code, err := range map[string]error{
-		"not_found": queue.ErrNotFound, "stale_token": queue.ErrStaleToken, "terminal": queue.ErrTerminal,
+		"job_not_found": queue.ErrNotFound, "stale_token": queue.ErrStaleToken, "terminal": queue.ErrTerminal,
 		"not_retryable": queue.ErrNotRetryable, "bad_spec": queue.ErrBadSpec, "bad_queue": queue.ErrBadQueue,
 		"bad_state": queue.ErrBadState, "bad_command": queue.ErrBadCommand, "bad_request": ErrBadRequest,
 	} {
 		RegisterError(code, err)
 	}
 }
-
-// EncodeError converts err for the wire (nil for nil).
-func EncodeError(err error) *Error {
-	if err == nil {
-		return nil
-	}
-	errMu.RLock()
-	defer errMu.RUnlock()
-	for code, sentinel := range errCodes {
-		if errors.Is(err, sentinel) {
-			return &Error{Code: code, Message: err.Error()}
-		}
-	}
-	return &Error{Message: err.Error()}
-}
-
-// Decode converts back (nil for nil): the message as sent, matching the
-// sentinel of its code.
-func (e *Error) Decode() error {
-	if e == nil {
-		return nil
-	}
-	errMu.RLock()
-	sentinel := errCodes[e.Code]
-	errMu.RUnlock()
-	return &remoteErr{msg: e.Message, sentinel: sentinel}
-}
-
-// remoteErr is an error that came over the wire.
-type remoteErr struct {
-	msg      string
-	sentinel error
-}
-
-func (e *remoteErr) Error() string { return e.msg }
-
-func (e *remoteErr) Is(target error) bool { return e.sentinel != nil && target == e.sentinel }
