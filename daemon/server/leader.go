@@ -164,4 +164,3 @@ func (s *Server) tick(ctx context.Context) {
 	}
 	wg.Wait()
 }
-

@@ -10,9 +10,9 @@ import (
 )
 
 const (
-	// writeAttempts bounds how often a write refused unapplied (leadership
-	// moved) is sent again to the new leader.
-	writeAttempts = 3
+	// rerouteFor bounds how long a write refused unapplied (leadership
+	// moved) keeps being sent again to the new leader.
+	rerouteFor = 5 * time.Second
 	// forwardTimeout bounds one forwarded write.
 	forwardTimeout = 20 * time.Second
 	// catchUpWait bounds how long a forwarded write waits for the local
@@ -28,7 +28,9 @@ const (
 // local replica is given a moment to catch up, so a client reads its own
 // write on this node.
 func (s *Server) Write(ctx context.Context, cmd queue.Command) (queue.Result, uint64, error) {
-	for attempt := 1; ; attempt++ {
+	deadline := time.Now().Add(rerouteFor)
+	pause := 20 * time.Millisecond
+	for {
 		addr, id, changed, err := s.leader.wait(ctx)
 		if err != nil {
 			return queue.Result{}, 0, err
@@ -40,15 +42,18 @@ func (s *Server) Write(ctx context.Context, cmd queue.Command) (queue.Result, ui
 		} else {
 			res, index, err = s.forward(ctx, addr, changed, cmd)
 		}
-		if !errors.Is(err, ErrNotLeader) || attempt == writeAttempts {
+		if !errors.Is(err, ErrNotLeader) || time.Now().After(deadline) {
 			return res, index, err
 		}
-		select { // let the cluster settle on its new leader
+		// Nothing was applied: once the cluster settles on its new
+		// leader, send the write there.
+		select {
 		case <-changed:
-		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		case <-time.After(pause):
 		case <-ctx.Done():
 			return queue.Result{}, 0, ctx.Err()
 		}
+		pause = min(2*pause, 500*time.Millisecond)
 	}
 }
 
