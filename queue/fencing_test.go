@@ -17,6 +17,20 @@ func TestStaleFencingToken(t *testing.T) {
 	if r := h.one(&ExpireLeases{}); r.Count != 1 {
 		t.Fatalf("expired %d", r.Count)
 	}
+	// While the job waits, no report can finish it, not even one whose
+	// token and node match what the queued job still records.
+	waiting := h.job(id)
+	for _, early := range []Report{
+		{ID: id, Token: waiting.Token, Node: waiting.Node, Outcome: OutcomeSucceeded, Result: []byte("early")},
+		{ID: id, Token: first.Token, Node: "n1", Outcome: OutcomeSucceeded, Result: []byte("early")},
+	} {
+		if err := h.completeOne(early); !errors.Is(err, ErrStaleToken) {
+			t.Fatalf("report %+v for a queued job: err %v", early, err)
+		}
+	}
+	if j := h.job(id); j.State != StateQueued {
+		t.Fatalf("a report changed the queued job to %s", j.State)
+	}
 	// A lost attempt is re-queued at once: the new claim needs no wait.
 	second := onlyLease(t, h.one(&Claim{Node: "n1", Slots: map[string]int{"p": 1}}))
 	if second.Token <= first.Token || second.Job.Attempt != 2 {

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -117,8 +118,11 @@ func TestPauseResume(t *testing.T) {
 
 func TestSetQueueFields(t *testing.T) {
 	h := newHarness(t)
-	h.one(&SetQueue{Name: "q", Fields: FieldConcurrency | FieldRetention, Config: QueueConfig{Concurrency: 3, Retention: time.Hour, MaxAttempts: 9}})
-	h.one(&SetQueue{Name: "q", Fields: FieldPaused, Config: QueueConfig{Paused: true}})
+	h.one(&SetQueue{Name: "q", Fields: FieldConcurrency | FieldRetention, Config: QueueConfig{Concurrency: 3, Retention: time.Hour, MaxAttempts: 9, BackoffBase: time.Minute, Paused: true}})
+	if qs := h.s.Queues(); len(qs) != 1 || qs[0].Config != (QueueConfig{Concurrency: 3, Retention: time.Hour}) {
+		t.Fatalf("fields not named in the update were applied: %+v", qs)
+	}
+	h.one(&SetQueue{Name: "q", Fields: FieldPaused, Config: QueueConfig{Paused: true, Concurrency: 7}})
 	qs := h.s.Queues()
 	want := QueueConfig{Paused: true, Concurrency: 3, Retention: time.Hour}
 	if len(qs) != 1 || qs[0].Name != "q" || qs[0].Config != want {
@@ -388,8 +392,10 @@ func TestBackoff(t *testing.T) {
 	if got := Backoff("x", 74, DefaultBackoffBase); got >= MaxBackoff {
 		t.Fatalf("attempt 74 backoff %s already at the cap", got)
 	}
-	if got := Backoff("x", 1, 10*MaxBackoff); got != MaxBackoff {
-		t.Fatalf("backoff with a base of ten years is %s, want the %s cap", got, MaxBackoff)
+	for _, base := range []time.Duration{10 * MaxBackoff, math.MaxInt64} {
+		if got := Backoff("x", 100, base); got != MaxBackoff {
+			t.Fatalf("backoff with a base of %s is %s, want the %s cap", base, got, MaxBackoff)
+		}
 	}
 }
 
@@ -606,6 +612,15 @@ func TestPurge(t *testing.T) {
 	}
 	if r := h.one(&Purge{Limit: -1}); !errors.Is(r.Err, ErrBadCommand) {
 		t.Fatalf("negative limit: %v", r.Err)
+	}
+	// Limit 0 takes the default batch: every due job here.
+	more := h.submit(Spec{Plugin: "p"}, Spec{Plugin: "p"}, Spec{Plugin: "p"})
+	for _, id := range more {
+		h.one(&Cancel{ID: id})
+	}
+	h.advance(DefaultRetention)
+	if r := h.one(&Purge{}); r.Count != len(more) {
+		t.Fatalf("purge with limit 0 deleted %d of %d due jobs", r.Count, len(more))
 	}
 }
 
