@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/daemon/config"
+	"github.com/corral-dev/corral/daemon/raftnode"
 	"github.com/corral-dev/corral/discovery"
 	"github.com/corral-dev/corral/plugins/host"
 	"github.com/corral-dev/corral/queue"
@@ -39,7 +40,7 @@ type Agent struct {
 	httpAdvertise string
 
 	store *queue.Store
-	node  *raftNode
+	node  *raftnode.Node
 	// startIndex is the last raft index on disk at start: reads wait until
 	// the FSM has applied it, so a restarted node never answers "not
 	// found" for a job it simply has not replayed yet.
@@ -120,13 +121,15 @@ func (a *Agent) Start() (err error) {
 		return fmt.Errorf("raft port: %w", err)
 	}
 	a.raftAddr = net.JoinHostPort(advertise, strconv.Itoa(raftPort))
-	a.node, err = openRaft(a.cfg, a.dataDir, a.nodeID, net.JoinHostPort(bind, strconv.Itoa(raftPort)), a.raftAddr,
-		&fsm{store: a.store}, a.logger.Named("raft"))
+	a.node, err = raftnode.Open(raftnode.Config{
+		DataDir: a.dataDir, NodeID: a.nodeID, Raft: a.cfg.Raft,
+		Bind: net.JoinHostPort(bind, strconv.Itoa(raftPort)), Advertise: a.raftAddr,
+	}, a.store, a.logger.Named("raft"))
 	if err != nil {
 		return err
 	}
-	a.startIndex = a.node.raft.LastIndex()
-	a.applier = newApplier(a.node.raft, a.logger.Named("applier"))
+	a.startIndex = a.node.Raft.LastIndex()
+	a.applier = newApplier(a.node.Raft, a.logger.Named("applier"))
 	a.goRun(a.applier.run)
 
 	if err := a.maybeBootstrapSingle(); err != nil {
@@ -190,7 +193,7 @@ func (a *Agent) openDataDir() error {
 	if err := os.MkdirAll(a.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	id, err := loadNodeID(a.dataDir)
+	id, err := raftnode.LoadNodeID(a.dataDir)
 	if err != nil {
 		return err
 	}
@@ -205,16 +208,10 @@ func (a *Agent) openDataDir() error {
 // maybeBootstrapSingle bootstraps a one-server cluster for -dev and
 // bootstrap_expect = 1, once: a node with raft state never bootstraps again.
 func (a *Agent) maybeBootstrapSingle() error {
-	if a.node.hadState || !(a.cfg.Dev || a.cfg.Server.BootstrapExpect == 1) {
+	if !(a.cfg.Dev || a.cfg.Server.BootstrapExpect == 1) {
 		return nil
 	}
-	err := a.node.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
-		Suffrage: raft.Voter, ID: raft.ServerID(a.nodeID), Address: a.node.localAddr(),
-	}}}).Error()
-	if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	return nil
+	return a.node.BootstrapSingle(a.nodeID)
 }
 
 // NodeID returns the node's permanent ID (its raft server ID).
@@ -230,7 +227,7 @@ func (a *Agent) RaftAddr() string { return a.raftAddr }
 func (a *Agent) DataDir() string { return a.dataDir }
 
 // Raft exposes the raft instance for in-process tests and tools.
-func (a *Agent) Raft() *raft.Raft { return a.node.raft }
+func (a *Agent) Raft() *raft.Raft { return a.node.Raft }
 
 // Store exposes the local queue state (read-only use).
 func (a *Agent) Store() *queue.Store { return a.store }
@@ -274,7 +271,7 @@ func (a *Agent) Shutdown() error {
 			}
 		}
 		if a.node != nil {
-			if err := a.node.close(); err != nil {
+			if err := a.node.Close(); err != nil {
 				errs = append(errs, err)
 			}
 		}

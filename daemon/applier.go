@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/corral-dev/corral/daemon/raftnode"
 	"github.com/corral-dev/corral/queue"
 	"github.com/hashicorp/go-hclog"
 	metrics "github.com/hashicorp/go-metrics/compat"
@@ -277,15 +278,15 @@ func (a *applier) submit(batch []*applyReq) {
 			failAll(reqs, mapRaftError(err))
 			return
 		}
-		resp, _ := fut.Response().(applyResponse)
-		if resp.err != nil {
-			failAll(reqs, resp.err)
+		resp, _ := fut.Response().(raftnode.ApplyResponse)
+		if resp.Err != nil {
+			failAll(reqs, resp.Err)
 			return
 		}
 		for i, r := range reqs {
 			d := applyDone{index: fut.Index()}
-			if i < len(resp.results) {
-				d.result = resp.results[i]
+			if i < len(resp.Results) {
+				d.result = resp.Results[i]
 			} else {
 				d.err = errors.New("internal error: missing result for command")
 			}

@@ -8,6 +8,9 @@ import (
 	"github.com/corral-dev/corral/queue"
 )
 
+// minTimeout is the shortest per-attempt timeout a job may ask for.
+const minTimeout = time.Millisecond
+
 // specFromRequest turns an API job request into a queue spec. now turns a
 // relative delay into an absolute RunAt before replication.
 func specFromRequest(r *api.JobRequest, now time.Time) (queue.Spec, error) {
@@ -16,6 +19,11 @@ func specFromRequest(r *api.JobRequest, now time.Time) (queue.Spec, error) {
 	}
 	if r.Delay < 0 {
 		return queue.Spec{}, badRequest("delay %s is negative", time.Duration(r.Delay))
+	}
+	if t := time.Duration(r.Timeout); t != 0 && t < minTimeout {
+		// A JSON number is nanoseconds: "timeout": 30 is 30ns, which no
+		// plugin call can honour and must never round down to "none".
+		return queue.Spec{}, badRequest("timeout %s is below the %s minimum: write a duration string such as \"30s\" or \"5m\"", t, minTimeout)
 	}
 	if r.Delay > 0 && r.RunAt != nil {
 		return queue.Spec{}, badRequest("set either delay or run_at, not both")

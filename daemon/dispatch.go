@@ -127,7 +127,7 @@ func (d *dispatcher) announce(ctx context.Context) {
 	for ctx.Err() == nil {
 		var resp heartbeatResponse
 		err := d.call(ctx, "/v1/internal/heartbeat", heartbeatRequest{
-			Node: d.node, LeaseTTL: d.leaseTTL.Milliseconds(), Restarted: true,
+			Node: d.node, Restarted: true,
 		}, &resp)
 		if err == nil {
 			return
@@ -269,7 +269,7 @@ func (d *dispatcher) pollLoop(ctx context.Context, plugin string) {
 		var resp pollResponse
 		err := d.call(ctx, "/v1/internal/poll", pollRequest{
 			Node: d.node, Tags: d.tags, Slots: slots, Running: d.leases(false),
-			WaitMS: pollWait.Milliseconds(), LeaseTTL: d.leaseTTL.Milliseconds(),
+			WaitMS: pollWait.Milliseconds(),
 		}, &resp)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -432,7 +432,7 @@ func (d *dispatcher) heartbeatLoop(ctx context.Context) {
 		if leases := d.leases(true); len(leases) > 0 {
 			var resp heartbeatResponse
 			err := d.call(ctx, "/v1/internal/heartbeat", heartbeatRequest{
-				Node: d.node, Leases: leases, LeaseTTL: d.leaseTTL.Milliseconds(),
+				Node: d.node, Leases: leases,
 			}, &resp)
 			if err != nil {
 				if ctx.Err() == nil {

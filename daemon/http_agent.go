@@ -40,11 +40,11 @@ func (a *Agent) routes() http.Handler {
 func (a *Agent) stalenessHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
-			addr, _ := a.node.raft.LeaderWithID()
+			addr, _ := a.node.Raft.LeaderWithID()
 			w.Header().Set(headerKnownLeader, strconv.FormatBool(addr != ""))
 			contact := int64(0)
-			if a.node.raft.State() != raft.Leader {
-				contact = time.Since(a.node.raft.LastContact()).Milliseconds()
+			if a.node.Raft.State() != raft.Leader {
+				contact = time.Since(a.node.Raft.LastContact()).Milliseconds()
 			}
 			w.Header().Set(headerLastContact, strconv.FormatInt(contact, 10))
 		}
@@ -54,12 +54,12 @@ func (a *Agent) stalenessHeaders(next http.Handler) http.Handler {
 
 // handleRaftConfiguration serves GET /v1/operator/raft/configuration.
 func (a *Agent) handleRaftConfiguration(w http.ResponseWriter, r *http.Request) {
-	fut := a.node.raft.GetConfiguration()
+	fut := a.node.Raft.GetConfiguration()
 	if err := fut.Error(); err != nil {
 		writeError(w, fmt.Errorf("read raft configuration: %w", err))
 		return
 	}
-	_, leaderID := a.node.raft.LeaderWithID()
+	_, leaderID := a.node.Raft.LeaderWithID()
 	out := api.RaftConfiguration{Index: fut.Index(), Servers: []api.RaftServer{}}
 	for _, s := range fut.Configuration().Servers {
 		out.Servers = append(out.Servers, api.RaftServer{
@@ -80,7 +80,7 @@ func (a *Agent) handleRemovePeer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("missing ?id=: give the server ID shown by `corral operator raft list-peers`"))
 		return
 	}
-	fut := a.node.raft.GetConfiguration()
+	fut := a.node.Raft.GetConfiguration()
 	if err := fut.Error(); err != nil {
 		writeError(w, err)
 		return
@@ -97,7 +97,7 @@ func (a *Agent) handleRemovePeer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("refusing to remove the leader itself; run `corral leave` on it instead"))
 		return
 	}
-	if err := a.node.raft.RemoveServer(raft.ServerID(id), fut.Index(), 0).Error(); err != nil {
+	if err := a.node.Raft.RemoveServer(raft.ServerID(id), fut.Index(), 0).Error(); err != nil {
 		writeError(w, fmt.Errorf("remove peer %s: %w", id, mapRaftError(err)))
 		return
 	}
@@ -106,7 +106,7 @@ func (a *Agent) handleRemovePeer(w http.ResponseWriter, r *http.Request) {
 
 // handleLeader serves GET /v1/status/leader.
 func (a *Agent) handleLeader(w http.ResponseWriter, r *http.Request) {
-	addr, id := a.node.raft.LeaderWithID()
+	addr, id := a.node.Raft.LeaderWithID()
 	out := api.Leader{ID: string(id), Address: string(addr)}
 	if id != "" {
 		out.Node = a.nodeName(string(id))
@@ -122,17 +122,17 @@ func (a *Agent) handleSelf(w http.ResponseWriter, r *http.Request) {
 
 // self describes this node.
 func (a *Agent) self() api.Self {
-	stats := a.node.raft.Stats()
-	_, leaderID := a.node.raft.LeaderWithID()
+	stats := a.node.Raft.Stats()
+	_, leaderID := a.node.Raft.LeaderWithID()
 	term, _ := strconv.ParseUint(stats["term"], 10, 64)
 	return api.Self{
 		Node:         a.cfg.NodeName,
 		ID:           a.nodeID,
-		State:        stateName(a.node.raft.State()),
+		State:        stateName(a.node.Raft.State()),
 		Leader:       string(leaderID),
 		Term:         term,
-		LastIndex:    a.node.raft.LastIndex(),
-		AppliedIndex: a.node.raft.AppliedIndex(),
+		LastIndex:    a.node.Raft.LastIndex(),
+		AppliedIndex: a.node.Raft.AppliedIndex(),
 		Stats:        stats,
 		Version:      Version,
 	}

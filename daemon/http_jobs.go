@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -17,8 +18,15 @@ type submitBody struct {
 	Jobs []api.JobRequest `json:"jobs"`
 }
 
-// handleSubmit serves POST /v1/jobs (leader only).
+// handleSubmit serves POST /v1/jobs (leader only). With ?wait=D the answer
+// waits (at most D) until every submitted job has ended and carries the
+// jobs: submit and result in one round trip.
 func (a *Agent) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	wait, err := submitWait(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	var body submitBody
 	if err := decodeBody(w, r, int64(a.cfg.Limits.MaxRequestBytes), &body); err != nil {
 		writeError(w, err)
@@ -72,17 +80,67 @@ func (a *Agent) handleSubmit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out.ID, out.Existing = s.ID, s.Existing
+		if wait > 0 {
+			out.Job = a.awaitJobs(r.Context(), wait, s.ID)[0]
+		}
 		writeJSON(w, http.StatusOK, out, index)
 		return
 	}
 	out.Jobs = make([]api.SubmittedJob, len(res.Submitted))
+	ids := make([]string, 0, len(res.Submitted))
 	for i, s := range res.Submitted {
 		out.Jobs[i] = api.SubmittedJob{ID: s.ID, Existing: s.Existing}
 		if s.Err != nil {
 			out.Jobs[i].Error = s.Err.Error()
+		} else {
+			ids = append(ids, s.ID)
+		}
+	}
+	if wait > 0 {
+		jobs := a.awaitJobs(r.Context(), wait, ids...)
+		for i, k := 0, 0; i < len(out.Jobs); i++ {
+			if out.Jobs[i].Error == "" {
+				out.Jobs[i].Job, k = jobs[k], k+1
+			}
 		}
 	}
 	writeJSON(w, http.StatusOK, out, index)
+}
+
+// submitWait reads a submit's ?wait=D (0 when absent), capped like a
+// blocking query's wait.
+func submitWait(r *http.Request) (time.Duration, error) {
+	ws := r.URL.Query().Get("wait")
+	if ws == "" {
+		return 0, nil
+	}
+	wait, err := time.ParseDuration(ws)
+	if err != nil || wait < 0 {
+		return 0, badRequest("wait=%q: must be a duration such as 30s", ws)
+	}
+	return min(wait, maxBlockingWait), nil
+}
+
+// awaitJobs waits up to wait until every job in ids is terminal and
+// returns them as they then stand (nil for a job that is gone).
+func (a *Agent) awaitJobs(ctx context.Context, wait time.Duration, ids ...string) []*api.Job {
+	waitFor(ctx, a.store, wait, func() bool {
+		for _, id := range ids {
+			if j, ok := a.store.Get(id); ok && !j.State.Terminal() {
+				return false
+			}
+		}
+		return true
+	})
+	out := make([]*api.Job, len(ids))
+	for i, id := range ids {
+		if j, ok := a.store.Get(id); ok {
+			aj := toAPIJob(j)
+			a.annotate(ctx, j, &aj)
+			out[i] = &aj
+		}
+	}
+	return out
 }
 
 // checkLimits enforces the node's size limits on a spec.

@@ -23,8 +23,7 @@ type pollRequest struct {
 	// once which to abort (cancel requested, lease lost).
 	Running []queue.LeaseRef `json:"running,omitempty"`
 	// WaitMS bounds the long poll.
-	WaitMS   int64 `json:"wait_ms"`
-	LeaseTTL int64 `json:"lease_ttl_ms,omitempty"`
+	WaitMS int64 `json:"wait_ms"`
 }
 
 // pollResponse carries granted leases and aborts.
@@ -49,7 +48,6 @@ type wireLease struct {
 type heartbeatRequest struct {
 	Node      string           `json:"node"`
 	Leases    []queue.LeaseRef `json:"leases"`
-	LeaseTTL  int64            `json:"lease_ttl_ms"`
 	Restarted bool             `json:"restarted,omitempty"`
 }
 
@@ -70,7 +68,7 @@ type completeResponse struct {
 
 // isLeader reports whether this node leads (the dispatcher then calls the
 // leader side in-process).
-func (a *Agent) isLeader() bool { return a.node.raft.State() == raft.Leader }
+func (a *Agent) isLeader() bool { return a.node.Raft.State() == raft.Leader }
 
 // internalCall serves one call of the node-to-leader protocol over HTTP:
 // a JSON request body of at most limit bytes in, call's answer out.
@@ -93,7 +91,7 @@ func internalCall[Req, Resp any](limit int64, call func(context.Context, Req) (R
 // internalOnLeader rejects internal calls on a follower.
 func (a *Agent) internalOnLeader(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if a.node.raft.State() != raft.Leader {
+		if a.node.Raft.State() != raft.Leader {
 			writeError(w, ErrNotLeader)
 			return
 		}
@@ -113,7 +111,7 @@ func (a *Agent) poll(ctx context.Context, req pollRequest) (pollResponse, error)
 	defer timer.Stop()
 	claim := &queue.Claim{
 		Node: req.Node, Tags: req.Tags, Slots: req.Slots,
-		LeaseTTL: time.Duration(req.LeaseTTL) * time.Millisecond,
+		LeaseTTL: a.cfg.Limits.LeaseTTL, // server config only: a node cannot ask for a longer lease
 	}
 	hasSlots := false
 	for _, n := range req.Slots {
@@ -131,7 +129,7 @@ func (a *Agent) poll(ctx context.Context, req pollRequest) (pollResponse, error)
 		resp := pollResponse{Abort: a.abortsFor(req.Node, req.Running)}
 		var parked *applyReq
 		if hasSlots {
-			if a.claimable(req.Slots) {
+			if a.store.Claimable(req.Tags, req.Slots) {
 				// Leases are granted even if the caller is gone: they
 				// expire and the jobs are retried.
 				res, _, err := a.applier.Apply(context.WithoutCancel(ctx), claim)
@@ -208,18 +206,6 @@ func wireLeases(leases []queue.Lease) []wireLease {
 	return out
 }
 
-// claimable reports whether a Claim for these slots could grant anything,
-// so idle polls don't write empty claims to raft.
-func (a *Agent) claimable(slots map[string]int) bool {
-	queued := a.store.QueuedByPlugin()
-	for p, n := range slots {
-		if n > 0 && queued[p] > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // abortsFor checks a node's leases against the local (leader) state
 // without writing: a lease whose job was cancelled, re-leased or removed
 // must stop.
@@ -250,7 +236,7 @@ func (a *Agent) heartbeat(ctx context.Context, req heartbeatRequest) (heartbeatR
 		}
 	}
 	res, _, err := a.applier.Apply(ctx, &queue.Heartbeat{
-		Node: req.Node, Leases: req.Leases, LeaseTTL: time.Duration(req.LeaseTTL) * time.Millisecond,
+		Node: req.Node, Leases: req.Leases, LeaseTTL: a.cfg.Limits.LeaseTTL,
 	})
 	if err = firstErr(err, res.Err); err != nil {
 		return heartbeatResponse{}, err

@@ -34,7 +34,7 @@ func (a *Agent) monitorLeadership(ctx context.Context) {
 	defer stopLeader()
 	for {
 		select {
-		case isLeader := <-a.node.raft.LeaderCh():
+		case isLeader := <-a.node.LeaderCh():
 			switch {
 			case isLeader && stop == nil:
 				lctx, cancel := context.WithCancel(ctx)
@@ -60,7 +60,7 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 	a.logger.Info("cluster leadership acquired")
 	backoff := 100 * time.Millisecond
 	for {
-		if err := a.node.raft.Barrier(applyTimeout).Error(); err == nil {
+		if err := a.node.Raft.Barrier(applyTimeout).Error(); err == nil {
 			break
 		} else {
 			a.logger.Warn("barrier failed; retrying", "error", err)
@@ -74,7 +74,7 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 			backoff *= 2
 		}
 	}
-	if a.node.raft.State() != raft.Leader {
+	if a.node.Raft.State() != raft.Leader {
 		return
 	}
 	a.syncQueueConfig(ctx)

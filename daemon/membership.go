@@ -58,7 +58,7 @@ func (a *Agent) startDiscovery(bind, advertise string) error {
 		RaftAddr:        a.raftAddr,
 		HTTPAddr:        a.httpAdvertise,
 		BootstrapExpect: expect,
-		Bootstrapped:    a.node.hadState,
+		Bootstrapped:    a.node.HadState(),
 		Plugins:         a.localPluginNames(),
 		EncryptKey:      key,
 		SnapshotPath:    filepath.Join(a.dataDir, "serf", "local.snapshot"),
@@ -76,10 +76,10 @@ func (a *Agent) startDiscovery(bind, advertise string) error {
 		expect = 0 // bootstrapped directly by maybeBootstrapSingle
 	}
 	a.membership, err = discovery.NewManager(discovery.ManagerConfig{
-		Raft:                    a.node.raft,
+		Raft:                    a.node.Raft,
 		Agent:                   a.serf,
 		NodeID:                  a.nodeID,
-		RaftHasState:            a.node.hadState,
+		RaftHasState:            a.node.HadState(),
 		BootstrapExpect:         expect,
 		MaxVoters:               a.cfg.Server.MaxVoters,
 		ServerStabilizationTime: a.cfg.Server.ServerStabilizationTime,
@@ -128,7 +128,7 @@ func (a *Agent) onNodeFailed(nodeID, nodeName string) {
 // checks.
 func (a *Agent) fetchStats(ctx context.Context, m discovery.Member) (*autopilot.ServerStats, error) {
 	if m.Tags[discovery.TagID] == a.nodeID {
-		return discovery.LocalStats(a.node.raft)
+		return discovery.LocalStats(a.node.Raft)
 	}
 	addr := m.Tags[discovery.TagHTTP]
 	if addr == "" {
@@ -157,7 +157,7 @@ func (a *Agent) fetchStats(ctx context.Context, m discovery.Member) (*autopilot.
 
 // handleStats serves GET /v1/internal/stats (autopilot health).
 func (a *Agent) handleStats(w http.ResponseWriter, r *http.Request) {
-	st, err := discovery.LocalStats(a.node.raft)
+	st, err := discovery.LocalStats(a.node.Raft)
 	if err != nil {
 		writeError(w, err)
 		return

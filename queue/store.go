@@ -192,6 +192,22 @@ func (s *Store) QueuedByPlugin() map[string]int {
 	return out
 }
 
+// Claimable reports whether a Claim for these slots from a node with these
+// tags would lease at least one job now. It is a read-only dry run of the
+// claim rules (paused queues, concurrency caps, constraints), so the leader
+// writes no claim entry that cannot grant anything: jobs nobody can run
+// cost no raft entries.
+func (s *Store) Claimable(tags map[string]string, slots map[string]int) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for p, n := range slots {
+		if n > 0 && len(s.st.pick(p, 1, tags)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Index returns the raft index of the last applied entry.
 func (s *Store) Index() uint64 {
 	s.mu.RLock()

@@ -25,6 +25,19 @@ func (c *Client) Submit(ctx context.Context, job JobRequest) (*SubmitResponse, e
 	return &out, nil
 }
 
+// SubmitAndWait submits one job and waits up to wait for it to end, in one
+// request (POST /v1/jobs?wait=D). The answer's Job is terminal unless the
+// wait ended first.
+func (c *Client) SubmitAndWait(ctx context.Context, job JobRequest, wait time.Duration) (*SubmitResponse, error) {
+	var out SubmitResponse
+	r := request{method: http.MethodPost, path: "/v1/jobs", body: job,
+		query: url.Values{"wait": {wait.String()}}, timeout: -1}
+	if _, err := c.call(ctx, r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // SubmitBatch submits several jobs in one raft entry (POST /v1/jobs with
 // {"jobs": [...]}); the answer has one entry per job, in order.
 func (c *Client) SubmitBatch(ctx context.Context, jobs []JobRequest) (*SubmitResponse, error) {

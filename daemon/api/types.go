@@ -35,6 +35,9 @@ type SubmitResponse struct {
 	Existing bool           `json:"existing,omitempty"`
 	Jobs     []SubmittedJob `json:"jobs,omitempty"`
 	Index    uint64         `json:"index"`
+	// Job is the job as it stands when a submit with ?wait= returns:
+	// terminal, or its current state when the wait ended first.
+	Job *Job `json:"job,omitempty"`
 }
 
 // SubmittedJob is one entry of a batch submit response.
@@ -42,6 +45,8 @@ type SubmittedJob struct {
 	ID       string `json:"id,omitempty"`
 	Existing bool   `json:"existing,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// Job: see SubmitResponse.Job.
+	Job *Job `json:"job,omitempty"`
 }
 
 // Attempt is one entry of a job's history.

@@ -148,7 +148,8 @@ func (r *runner) worker(ctx context.Context, w int, st *steadyStats, stop <-chan
 		}
 		cl := clients[(w+i)%len(clients)]
 		t0 := time.Now()
-		resp, err := cl.Submit(ctx, req)
+		// Submit-and-wait: the answer comes when the job has ended.
+		resp, err := cl.SubmitAndWait(ctx, req, blockingWait)
 		ack := time.Now()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -158,7 +159,12 @@ func (r *runner) worker(ctx context.Context, w int, st *steadyStats, stop <-chan
 			pause(ctx, errorPause)
 			continue
 		}
-		state, err := r.follow(ctx, cl, resp.ID, resp.Index, &st.notFound)
+		var state string
+		if resp.Job != nil && terminal(resp.Job.State) {
+			state = resp.Job.State
+		} else {
+			state, err = r.follow(ctx, cl, resp.ID, resp.Index, &st.notFound)
+		}
 		end := time.Now()
 		switch {
 		case err != nil:

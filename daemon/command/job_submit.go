@@ -112,7 +112,14 @@ func (c *JobSubmitCommand) Run(args []string) int {
 	}
 	ctx, stop := c.context()
 	defer stop()
-	resp, err := client.Submit(ctx, req)
+	var resp *api.SubmitResponse
+	if wait {
+		// Submit and wait in one request; on a terminal, only briefly, so
+		// progress of a longer job is drawn while following it.
+		resp, err = client.SubmitAndWait(ctx, req, c.submitWait(waitLimit))
+	} else {
+		resp, err = client.Submit(ctx, req)
+	}
 	if err != nil {
 		return c.fail(err)
 	}
@@ -126,6 +133,18 @@ func (c *JobSubmitCommand) Run(args []string) int {
 		fmt.Fprintln(c.Stdout, resp.ID)
 	}
 	return follow(ctx, &c.Meta, client, resp.ID, waitLimit)
+}
+
+// submitWait is how long a submit with -wait waits inside the request.
+func (c *JobSubmitCommand) submitWait(limit time.Duration) time.Duration {
+	wait := maxBlockingWait
+	if c.Interactive {
+		wait = time.Second
+	}
+	if limit > 0 {
+		wait = min(wait, limit)
+	}
+	return wait
 }
 
 // readPayload resolves PAYLOAD, @FILE or - to JSON bytes.

@@ -93,7 +93,7 @@ func (i *instance) call(ctx context.Context, proc *process, req RunRequest, r Re
 		Attempt:   uint32(max(req.Attempt, 0)),
 		Queue:     req.Queue,
 		Payload:   req.Payload,
-		TimeoutMs: req.Timeout.Milliseconds(),
+		TimeoutMs: timeoutMs(req.Timeout),
 	})
 	if err != nil {
 		return nil, i.callError(ctx, sctx, proc, req, err)
@@ -162,4 +162,14 @@ func (i *instance) waitExited(proc *process) bool {
 		<-t.C
 	}
 	return true
+}
+
+// timeoutMs is the timeout the plugin is told, in whole milliseconds,
+// rounded up: a timeout under 1ms must never reach the plugin as 0 ("no
+// timeout"), or the plugin would run on until it is killed.
+func timeoutMs(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }

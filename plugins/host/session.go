@@ -114,7 +114,7 @@ func (s *session) start(req RunRequest) (*sessionCall, error) {
 		Attempt:   uint32(max(req.Attempt, 0)),
 		Queue:     req.Queue,
 		Payload:   req.Payload,
-		TimeoutMs: req.Timeout.Milliseconds(),
+		TimeoutMs: timeoutMs(req.Timeout),
 	}}})
 	// io.EOF: the stream has ended; the dispatcher reports why on done.
 	if err != nil && !errors.Is(err, io.EOF) {

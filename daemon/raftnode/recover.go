@@ -1,4 +1,4 @@
-package daemon
+package raftnode
 
 import (
 	"errors"
@@ -44,7 +44,7 @@ func recoverPeers(raftDir string, rc *raft.Config, logs raft.LogStore, stable ra
 	// RecoverCluster replays the log into an FSM to find the last state;
 	// a throwaway one keeps the agent's store untouched (raft restores it
 	// from the new snapshot when it starts).
-	if err := raft.RecoverCluster(rc, &fsm{store: queue.New()}, logs, stable, snaps, trans, conf); err != nil {
+	if err := raft.RecoverCluster(rc, &FSM{Store: queue.New()}, logs, stable, snaps, trans, conf); err != nil {
 		return fmt.Errorf("peers recovery: %w", err)
 	}
 	if err := os.Remove(path); err != nil {

@@ -1,4 +1,4 @@
-package daemon
+package raftnode
 
 import (
 	"os"
@@ -42,7 +42,7 @@ func mustOpenOffline(t *testing.T, id string) *offlineRaft {
 
 func (o *offlineRaft) configuration(t *testing.T) raft.Configuration {
 	t.Helper()
-	conf, err := raft.GetConfiguration(o.rc, &fsm{store: queue.New()}, o.store, o.store, o.snaps, o.trans)
+	conf, err := raft.GetConfiguration(o.rc, &FSM{Store: queue.New()}, o.store, o.store, o.snaps, o.trans)
 	if err != nil {
 		t.Fatal(err)
 	}

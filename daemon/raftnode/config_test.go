@@ -1,4 +1,4 @@
-package daemon
+package raftnode
 
 import (
 	"testing"
@@ -13,12 +13,12 @@ import (
 // not raft's own 50ms.
 func TestRaftConfigTakesTheConfiguredTimings(t *testing.T) {
 	cfg := config.Default()
-	if rc := raftConfig(cfg, "id", hclog.NewNullLogger()); rc.CommitTimeout != 15*time.Millisecond {
+	if rc := raftConfig(cfg.Raft, "id", hclog.NewNullLogger()); rc.CommitTimeout != 15*time.Millisecond {
 		t.Fatalf("default commit timeout %s, want 15ms", rc.CommitTimeout)
 	}
 	cfg.Raft.CommitTimeout = 5 * time.Millisecond
 	cfg.Raft.HeartbeatTimeout = 2 * time.Second
-	rc := raftConfig(cfg, "id", hclog.NewNullLogger())
+	rc := raftConfig(cfg.Raft, "id", hclog.NewNullLogger())
 	if rc.CommitTimeout != 5*time.Millisecond || rc.HeartbeatTimeout != 2*time.Second {
 		t.Fatalf("commit timeout %s, heartbeat %s; want 5ms and 2s", rc.CommitTimeout, rc.HeartbeatTimeout)
 	}

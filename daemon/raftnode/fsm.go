@@ -1,4 +1,4 @@
-package daemon
+package raftnode
 
 import (
 	"fmt"
@@ -8,40 +8,41 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// fsm adapts a queue.Store to raft.FSM. It only forwards: the rules live
+// FSM adapts a queue.Store to raft.FSM. It only forwards: the rules live
 // in the queue package.
-type fsm struct {
-	store *queue.Store
+type FSM struct {
+	Store *queue.Store
 }
 
-var _ raft.FSM = (*fsm)(nil)
+var _ raft.FSM = (*FSM)(nil)
 
-// applyResponse is what Apply returns to the leader's future.
-type applyResponse struct {
-	results []queue.Result
-	err     error
+// ApplyResponse is what Apply returns to the leader's apply future: the
+// results of the entry's commands, or the error that rejected the entry.
+type ApplyResponse struct {
+	Results []queue.Result
+	Err     error
 }
 
 // Apply is called by raft's FSM goroutine, one entry at a time.
-func (f *fsm) Apply(l *raft.Log) interface{} {
+func (f *FSM) Apply(l *raft.Log) interface{} {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
-	results, err := f.store.Apply(l.Index, l.Data)
-	return applyResponse{results: results, err: err}
+	results, err := f.Store.Apply(l.Index, l.Data)
+	return ApplyResponse{Results: results, Err: err}
 }
 
 // Snapshot captures the state on the FSM goroutine; the I/O happens in
 // Persist, concurrently with later Applies.
-func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	return &fsmSnapshot{snap: f.store.Snapshot()}, nil
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{snap: f.Store.Snapshot()}, nil
 }
 
 // Restore replaces the state from a snapshot; raft calls it with no
 // concurrent Apply.
-func (f *fsm) Restore(rc io.ReadCloser) error {
+func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	if err := f.store.Restore(rc); err != nil {
+	if err := f.Store.Restore(rc); err != nil {
 		return fmt.Errorf("restore queue snapshot: %w", err)
 	}
 	return nil
