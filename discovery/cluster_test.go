@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -112,6 +113,49 @@ type testNode struct {
 
 	failedMu sync.Mutex
 	failed   map[string]time.Time // node ID -> first OnNodeFailed call
+
+	// logs keeps the debug log of the node's agent and manager (all its
+	// runs), so tests can wait for a decision the manager logged.
+	logs logLines
+}
+
+// logLines is an io.Writer that keeps log lines.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, string(p))
+	return len(p), nil
+}
+
+// has reports whether a line contains every one of subs.
+func (l *logLines) has(subs ...string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+next:
+	for _, line := range l.lines {
+		for _, s := range subs {
+			if !strings.Contains(line, s) {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// nodeLogger logs at debug level into n.logs, and also to stderr when
+// CORRAL_TEST_LOG is set.
+func (n *testNode) nodeLogger() hclog.Logger {
+	var out io.Writer = &n.logs
+	if os.Getenv("CORRAL_TEST_LOG") != "" {
+		out = io.MultiWriter(&n.logs, os.Stderr)
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: n.name, Level: hclog.Debug, Output: out})
 }
 
 func newTestCluster(t *testing.T) *testCluster {
@@ -224,7 +268,7 @@ func (n *testNode) start() {
 		t.Fatalf("%s: new raft: %v", n.name, err)
 	}
 
-	logger := testLogger(n.name)
+	logger := n.nodeLogger()
 	agent, err := NewAgent(AgentConfig{
 		NodeName:        n.name,
 		NodeID:          n.id,

@@ -103,12 +103,15 @@ func TestPromoterFiltersRemovals(t *testing.T) {
 	failedSrv := func(id string, st autopilot.NodeStatus) *autopilot.Server {
 		return &autopilot.Server{ID: raft.ServerID(id), NodeStatus: st}
 	}
+	// "a" is this node: failed in Serf's view and first in the list, it
+	// would be picked first were it not for the never-self rule.
+	ft.observe("a", StatusFailed)
 	ft.observe("b", StatusFailed)
 	ft.observe("c", StatusFailed)
 	ft.observe("d", StatusFailed)
 	in := &autopilot.FailedServers{
 		FailedVoters: []*autopilot.Server{failedSrv("a", autopilot.NodeFailed), failedSrv("b", autopilot.NodeFailed), failedSrv("c", autopilot.NodeFailed), failedSrv("d", autopilot.NodeFailed)},
-		StaleVoters:  []raft.ServerID{"x"},
+		StaleVoters:  []raft.ServerID{"a", "x"},
 	}
 	if out := p.FilterFailedServerRemovals(nil, s, in); len(out.FailedVoters)+len(out.StaleVoters) != 0 {
 		t.Fatalf("removed before cleanup time: %+v", out)
@@ -130,12 +133,66 @@ func TestPromoterFiltersRemovals(t *testing.T) {
 		t.Fatalf("min_quorum 4 of 5 voters allows one removal, got %+v", out)
 	}
 
-	// A left server goes at once; a failed one that came back is kept.
+	// A left server goes at once; a failed one that came back is kept; a
+	// left self is kept too.
 	ft.observe("c", StatusAlive)
-	in = &autopilot.FailedServers{FailedNonVoters: []*autopilot.Server{failedSrv("f", autopilot.NodeLeft), failedSrv("c", autopilot.NodeFailed)}}
+	in = &autopilot.FailedServers{FailedNonVoters: []*autopilot.Server{failedSrv("a", autopilot.NodeLeft), failedSrv("f", autopilot.NodeLeft), failedSrv("c", autopilot.NodeFailed)}}
 	out = p.FilterFailedServerRemovals(nil, s, in)
 	if len(out.FailedNonVoters) != 1 || out.FailedNonVoters[0].ID != "f" {
 		t.Fatalf("non-voter removals = %+v, want only the left server f", out.FailedNonVoters)
+	}
+}
+
+// Stale voters (in raft, unknown to Serf) are removed several at a time,
+// but never more than (voters-1)/2 in one round, whatever their number;
+// stale non-voters do not count against that budget, and the node itself
+// is never stale-removed.
+func TestPromoterBoundsStaleVoterRemovals(t *testing.T) {
+	now := time.Now()
+	ft := newFailureTracker()
+	clock := now
+	ft.now = func() time.Time { return clock }
+	p := &promoter{maxVoters: 5, cleanupAfter: 30 * time.Second, self: "a", failures: ft, logger: hclog.NewNullLogger()}
+	s := stateWith(now, map[raft.ServerID]autopilot.RaftState{
+		"a": autopilot.RaftLeader, "b": autopilot.RaftVoter, "c": autopilot.RaftVoter, "d": autopilot.RaftVoter, "e": autopilot.RaftVoter,
+	}, nil)
+	in := &autopilot.FailedServers{
+		StaleVoters:    []raft.ServerID{"a", "c", "d", "e"},
+		StaleNonVoters: []raft.ServerID{"a", "n1", "n2", "n3"},
+	}
+	if out := p.FilterFailedServerRemovals(nil, s, in); len(out.StaleVoters)+len(out.StaleNonVoters) != 0 {
+		t.Fatalf("stale servers removed on first sight, before cleanup time: %+v", out)
+	}
+	clock = now.Add(31 * time.Second)
+	out := p.FilterFailedServerRemovals(nil, s, in)
+	if want := []raft.ServerID{"c", "d"}; !reflect.DeepEqual(out.StaleVoters, want) {
+		t.Fatalf("stale voter removals of 5 voters = %v, want at most (5-1)/2 = 2, never self: %v", out.StaleVoters, want)
+	}
+	if want := []raft.ServerID{"n1", "n2", "n3"}; !reflect.DeepEqual(out.StaleNonVoters, want) {
+		t.Fatalf("stale non-voter removals = %v, want %v", out.StaleNonVoters, want)
+	}
+	// Stale voters and failed voters share one budget.
+	ft.observe("b", StatusFailed)
+	clock = clock.Add(31 * time.Second)
+	in.FailedVoters = []*autopilot.Server{{ID: "b", NodeStatus: autopilot.NodeFailed}}
+	out = p.FilterFailedServerRemovals(nil, s, in)
+	if len(out.StaleVoters)+len(out.FailedVoters) != 2 {
+		t.Fatalf("stale %v and failed %v voter removals, want 2 in all", out.StaleVoters, out.FailedVoters)
+	}
+}
+
+// The leader never hands its own removal to the leader loop, whatever
+// autopilot asks.
+func TestRemoveFailedServerNeverSelf(t *testing.T) {
+	m := &Manager{self: "a", logger: hclog.NewNullLogger(), removeCh: make(chan raft.ServerID, 2)}
+	d := &delegate{m: m}
+	d.RemoveFailedServer(&autopilot.Server{ID: "a", NodeStatus: autopilot.NodeFailed})
+	d.RemoveFailedServer(&autopilot.Server{ID: "b", NodeStatus: autopilot.NodeFailed})
+	if got := <-m.removeCh; got != "b" {
+		t.Fatalf("first removal handed over is %s, want b (never self)", got)
+	}
+	if n := len(m.removeCh); n != 0 {
+		t.Fatalf("%d more removals handed over, want none", n)
 	}
 }
 

@@ -154,8 +154,10 @@ type Cancel struct {
 // Kind implements Command.
 func (*Cancel) Kind() Kind { return KindCancel }
 
-// Retry puts a failed or cancelled job back to queued with a fresh attempt
-// budget. Other states are ErrNotRetryable.
+// Retry puts a failed or cancelled job back to queued, at the back of its
+// priority's FIFO order, with one more attempt: MaxAttempts is raised to
+// Attempt+1 when the job had used them all (the attempt count and history
+// are kept). Other states are ErrNotRetryable.
 type Retry struct {
 	ID string
 }
@@ -200,8 +202,10 @@ const (
 	FieldBackoffBase
 )
 
-// FailNode ends every lease held by Node as a lost attempt and re-queues
-// the jobs (with backoff, counting the attempt), in one command. Used when
+// FailNode ends every lease held by Node as a lost attempt, in one
+// command. The attempt counts: a job with attempts left goes back to queued
+// at once (no backoff, at the back of its priority's FIFO order), one out
+// of attempts fails, one with a cancel request ends cancelled. Used when
 // Serf declares the node failed or it left.
 type FailNode struct {
 	Node   string

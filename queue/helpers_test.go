@@ -101,7 +101,18 @@ func (h *harness) report(node string, l Lease, o Outcome, msg string) error {
 	} else {
 		rep.Error = msg
 	}
-	return h.one(&Complete{Reports: []Report{rep}}).Reports[0]
+	return h.completeOne(rep)
+}
+
+// completeOne applies a Complete with one report and returns its error,
+// failing the test (not panicking) if the result has no report slot.
+func (h *harness) completeOne(rep Report) error {
+	h.t.Helper()
+	r := h.one(&Complete{Reports: []Report{rep}})
+	if len(r.Reports) != 1 {
+		h.t.Fatalf("complete of one report gave %d results (err %v)", len(r.Reports), r.Err)
+	}
+	return r.Reports[0]
 }
 
 func (h *harness) job(id string) *Job {

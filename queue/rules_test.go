@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -48,10 +49,20 @@ func TestClaimOrder(t *testing.T) {
 			for _, i := range tt.want {
 				want = append(want, ids[i])
 			}
-			// Claim one at a time and all at once: same order.
+			// Claim all at once, then (on a twin store) one at a time:
+			// same order.
 			got := leaseIDs(h.claim("n1", "p", tt.slots))
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("claim order %v, want %v", got, want)
+			}
+			h1 := newHarness(t)
+			h1.submit(tt.specs...)
+			var oneByOne []string
+			for range tt.slots {
+				oneByOne = append(oneByOne, leaseIDs(h1.claim("n1", "p", 1))...)
+			}
+			if !reflect.DeepEqual(oneByOne, want) {
+				t.Fatalf("one-at-a-time claim order %v, want %v", oneByOne, want)
 			}
 		})
 	}
@@ -107,8 +118,11 @@ func TestPauseResume(t *testing.T) {
 
 func TestSetQueueFields(t *testing.T) {
 	h := newHarness(t)
-	h.one(&SetQueue{Name: "q", Fields: FieldConcurrency | FieldRetention, Config: QueueConfig{Concurrency: 3, Retention: time.Hour, MaxAttempts: 9}})
-	h.one(&SetQueue{Name: "q", Fields: FieldPaused, Config: QueueConfig{Paused: true}})
+	h.one(&SetQueue{Name: "q", Fields: FieldConcurrency | FieldRetention, Config: QueueConfig{Concurrency: 3, Retention: time.Hour, MaxAttempts: 9, BackoffBase: time.Minute, Paused: true}})
+	if qs := h.s.Queues(); len(qs) != 1 || qs[0].Config != (QueueConfig{Concurrency: 3, Retention: time.Hour}) {
+		t.Fatalf("fields not named in the update were applied: %+v", qs)
+	}
+	h.one(&SetQueue{Name: "q", Fields: FieldPaused, Config: QueueConfig{Paused: true, Concurrency: 7}})
 	qs := h.s.Queues()
 	want := QueueConfig{Paused: true, Concurrency: 3, Retention: time.Hour}
 	if len(qs) != 1 || qs[0].Name != "q" || qs[0].Config != want {
@@ -228,15 +242,29 @@ func TestHeartbeat(t *testing.T) {
 			t.Fatalf("lease of %s not renewed: %v", id, got)
 		}
 	}
-	// A heartbeat from another node does not renew.
-	r = h.one(&Heartbeat{Node: "n2", Leases: []LeaseRef{{ID: ids[0], Token: ls[0].Token}}})
-	if len(r.Abort) != 1 {
-		t.Fatalf("foreign heartbeat aborts %+v", r.Abort)
+	// A heartbeat from another node, with the right token, does not renew
+	// the lease and tells that node to stop.
+	renewed := h.job(ids[0]).LeaseExpiresAt
+	h.advance(time.Second)
+	r = h.one(&Heartbeat{Node: "n2", LeaseTTL: time.Hour, Leases: []LeaseRef{{ID: ids[0], Token: ls[0].Token}}})
+	if want := []Abort{{ID: ids[0], Token: ls[0].Token, Reason: reasonStale}}; !reflect.DeepEqual(r.Abort, want) {
+		t.Fatalf("foreign heartbeat aborts %+v, want %+v", r.Abort, want)
+	}
+	if got := h.job(ids[0]).LeaseExpiresAt; !got.Equal(renewed) {
+		t.Fatalf("foreign heartbeat moved the lease from %v to %v", renewed, got)
 	}
 	// Past the original expiry, the renewed leases survive.
-	h.advance(5 * time.Second)
+	h.advance(4 * time.Second)
 	if r := h.one(&ExpireLeases{}); r.Count != 0 {
 		t.Fatalf("renewed leases expired: %d", r.Count)
+	}
+	// A heartbeat without a TTL renews for DefaultLeaseTTL.
+	r = h.one(&Heartbeat{Node: "n1", Leases: []LeaseRef{{ID: ids[0], Token: ls[0].Token}}})
+	if len(r.Abort) != 0 {
+		t.Fatalf("heartbeat without a TTL aborted %+v", r.Abort)
+	}
+	if got := h.job(ids[0]).LeaseExpiresAt; !got.Equal(h.now.Add(DefaultLeaseTTL)) {
+		t.Fatalf("heartbeat without a TTL: lease expires %v, want now+%s", got, DefaultLeaseTTL)
 	}
 	// A finished job's heartbeat is aborted.
 	if err := h.report("n1", ls[0], OutcomeSucceeded, "ok"); err != nil {
@@ -354,8 +382,69 @@ func TestBackoff(t *testing.T) {
 	if len(distinct) < 2 {
 		t.Fatal("jitter does not depend on the job id")
 	}
-	if got := Backoff("x", 1_000_000, DefaultBackoffBase); got != MaxBackoff {
-		t.Fatalf("huge attempt backoff %s", got)
+	// The cap holds for attempts whose attempt^4 passes a year (75+), for
+	// the shortcut past 200, and for a base beyond the cap.
+	for _, attempt := range []int{75, 100, 200, 201, 1_000_000} {
+		if got := Backoff("x", attempt, DefaultBackoffBase); got != MaxBackoff {
+			t.Fatalf("attempt %d backoff %s, want the %s cap", attempt, got, MaxBackoff)
+		}
+	}
+	if got := Backoff("x", 74, DefaultBackoffBase); got >= MaxBackoff {
+		t.Fatalf("attempt 74 backoff %s already at the cap", got)
+	}
+	for _, base := range []time.Duration{10 * MaxBackoff, math.MaxInt64} {
+		if got := Backoff("x", 100, base); got != MaxBackoff {
+			t.Fatalf("backoff with a base of %s is %s, want the %s cap", base, got, MaxBackoff)
+		}
+	}
+}
+
+// A job that goes back to queued (its lease was lost, or a user retried
+// it) queues behind the jobs submitted meanwhile: it gets a new place in
+// FIFO order rather than jumping the line with its old one.
+func TestRequeuedJobGoesToTheBack(t *testing.T) {
+	tests := []struct {
+		name        string
+		maxAttempts int
+		requeue     func(h *harness, l Lease)
+	}{
+		{"lease expired", 5, func(h *harness, _ Lease) {
+			h.advance(DefaultLeaseTTL)
+			if r := h.one(&ExpireLeases{}); r.Count != 1 {
+				h.t.Fatalf("expired %d leases, want 1", r.Count)
+			}
+		}},
+		{"node failed", 5, func(h *harness, _ Lease) {
+			if r := h.one(&FailNode{Node: "n1"}); r.Count != 1 {
+				h.t.Fatalf("failed %d leases, want 1", r.Count)
+			}
+		}},
+		{"retried after failing", 1, func(h *harness, l Lease) {
+			if err := h.report("n1", l, OutcomeFailed, "boom"); err != nil {
+				h.t.Fatal(err)
+			}
+			if r := h.one(&Retry{ID: l.Job.ID}); r.Err != nil {
+				h.t.Fatal(r.Err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			first := h.submit(Spec{Plugin: "p", MaxAttempts: tt.maxAttempts})[0]
+			l := onlyLease(t, h.one(&Claim{Node: "n1", Slots: map[string]int{"p": 1}}))
+			later := h.submit(Spec{Plugin: "p"})[0]
+			tt.requeue(h, l)
+			if j := h.job(first); j.State != StateQueued {
+				t.Fatalf("re-queued job is %s", j.State)
+			}
+			if got := leaseIDs(h.claim("n2", "p", 1)); !reflect.DeepEqual(got, []string{later}) {
+				t.Fatalf("after the re-queue the first claim got %v, want %s, submitted meanwhile", got, later)
+			}
+			if got := leaseIDs(h.claim("n2", "p", 1)); !reflect.DeepEqual(got, []string{first}) {
+				t.Fatalf("second claim got %v, want the re-queued %s", got, first)
+			}
+		})
 	}
 }
 
@@ -524,6 +613,15 @@ func TestPurge(t *testing.T) {
 	if r := h.one(&Purge{Limit: -1}); !errors.Is(r.Err, ErrBadCommand) {
 		t.Fatalf("negative limit: %v", r.Err)
 	}
+	// Limit 0 takes the default batch: every due job here.
+	more := h.submit(Spec{Plugin: "p"}, Spec{Plugin: "p"}, Spec{Plugin: "p"})
+	for _, id := range more {
+		h.one(&Cancel{ID: id})
+	}
+	h.advance(DefaultRetention)
+	if r := h.one(&Purge{}); r.Count != len(more) {
+		t.Fatalf("purge with limit 0 deleted %d of %d due jobs", r.Count, len(more))
+	}
 }
 
 func TestConstraints(t *testing.T) {
@@ -532,6 +630,11 @@ func TestConstraints(t *testing.T) {
 	got := h.one(&Claim{Node: "n1", Tags: map[string]string{"zone": "b", "gpu": "yes"}, Slots: map[string]int{"p": 2}}).Leases
 	if !reflect.DeepEqual(leaseIDs(got), ids[1:]) {
 		t.Fatalf("mismatched node claimed %v (a constrained job must not block others)", leaseIDs(got))
+	}
+	// A node without the tag at all does not satisfy gpu=yes either.
+	got = h.one(&Claim{Node: "n3", Tags: map[string]string{"zone": "a"}, Slots: map[string]int{"p": 2}}).Leases
+	if len(got) != 0 {
+		t.Fatalf("node missing the gpu tag claimed %v", leaseIDs(got))
 	}
 	got = h.one(&Claim{Node: "n2", Tags: map[string]string{"zone": "a", "gpu": "yes", "x": "y"}, Slots: map[string]int{"p": 2}}).Leases
 	if !reflect.DeepEqual(leaseIDs(got), ids[:1]) {
@@ -602,6 +705,19 @@ func TestBadSpecs(t *testing.T) {
 	h := newHarness(t)
 	if r := h.one(&Submit{IDs: []string{"a"}, Specs: []Spec{{Plugin: "p"}, {Plugin: "p"}}}); !errors.Is(r.Err, ErrBadCommand) || len(h.s.List(Filter{})) != 0 {
 		t.Fatalf("ids/specs mismatch: %+v", r)
+	}
+}
+
+// The limits are inclusive: a spec right at a bound is accepted.
+func TestSpecsAtTheBounds(t *testing.T) {
+	h := newHarness(t)
+	ids := h.submit(
+		Spec{Plugin: "p", Priority: MaxPriority},
+		Spec{Plugin: "p", Priority: -MaxPriority},
+		Spec{Plugin: "p", Queue: strings.Repeat("q", MaxQueueName)},
+	)
+	if got := leaseIDs(h.claim("n1", "p", 3)); !reflect.DeepEqual(got, []string{ids[0], ids[2], ids[1]}) {
+		t.Fatalf("claim order %v, want highest priority first, lowest last", got)
 	}
 }
 

@@ -4,9 +4,9 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/corral-dev/corral/queue"
-	"time"
 )
 
 func one(int) int { return 1 }
@@ -32,15 +32,17 @@ func TestGatherWaitsForInflightBatch(t *testing.T) {
 	if !p.acquire(context.Background()) {
 		t.Fatal("acquire failed")
 	}
-	done := make(chan []int)
+	done := make(chan []int, 1)
 	go func() { done <- gather(context.Background(), in, []int{1}, 10, 100, one, p) }()
+	// Each send completes only if gather is still taking items; if it
+	// returned while the batch was in flight, the send can never complete
+	// and its result arrives instead. No timing is involved either way.
 	for i := 2; i <= 5; i++ {
-		in <- i
-	}
-	select {
-	case got := <-done:
-		t.Fatalf("gather returned %v while a batch was in flight", got)
-	default:
+		select {
+		case in <- i:
+		case got := <-done:
+			t.Fatalf("gather returned %v while a batch was in flight (before item %d)", got, i)
+		}
 	}
 	p.release()
 	select {

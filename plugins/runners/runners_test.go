@@ -2,7 +2,6 @@ package runners
 
 import (
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 )
@@ -24,23 +23,47 @@ func TestSequentialRunsReuseOneGoroutine(t *testing.T) {
 	}
 }
 
-// Run never waits for a busy runner: concurrent functions all run at once.
+// Run never waits for a busy runner: concurrent functions all run at once,
+// each on its own goroutine.
 func TestConcurrentRunsDoNotWait(t *testing.T) {
 	var p Pool
 	defer p.Close()
 	const n = 50
-	var started sync.WaitGroup
-	started.Add(n)
+	started := make(chan struct{}, n)
 	release := make(chan struct{})
-	for range n {
-		p.Run(func() {
-			started.Done()
-			<-release
-		})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release) // unblock the functions if the test failed early
+		}
+	}()
+	// Run is called from another goroutine so that a Run that waits for a
+	// busy runner fails the test at the deadline instead of hanging it.
+	go func() {
+		for range n {
+			p.Run(func() {
+				started <- struct{}{}
+				<-release
+			})
+		}
+	}()
+	deadline := time.After(10 * time.Second)
+	for i := range n {
+		select {
+		case <-started:
+		case <-deadline:
+			t.Fatalf("only %d of %d functions started while the others were blocked: Run waited for a busy runner", i, n)
+		}
 	}
-	started.Wait() // deadlocks (test timeout) if Run serialized them
 	close(release)
 	waitIdle(t, &p, n)
+	p.mu.Lock()
+	startedGoroutines := p.started
+	p.mu.Unlock()
+	if startedGoroutines != n {
+		t.Fatalf("%d concurrent runs started %d goroutines, want %d", n, startedGoroutines, n)
+	}
 }
 
 // Close ends the idle runners.
