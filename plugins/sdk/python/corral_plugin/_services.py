@@ -169,8 +169,8 @@ def goplugin_handlers(stopping: threading.Event, shutdown: Callable[[], None]) -
     def stream_stdio(request: bytes, context) -> Iterator[bytes]:
         done = threading.Event()
         context.add_callback(done.set)
-        while not done.is_set() and not stopping.is_set():
-            done.wait(0.5)
+        while not done.is_set() and not stopping.wait(0.05):
+            pass
         return iter(())
 
     raw = dict(request_deserializer=None, response_serializer=None)
