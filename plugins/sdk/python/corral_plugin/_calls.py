@@ -54,6 +54,8 @@ class Runtime:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._calls: Set["Call"] = set()
+        # cleanup runs before the process exits on its own (a hung job).
+        self.cleanup: Callable[[], None] = lambda: None
 
     def start(self, req: "pb.RunRequest", make_event: Callable[..., Any], put: Callable[[Any], None]) -> "Call":
         """Starts req on a thread of its own. make_event(**fields) builds the
@@ -132,6 +134,7 @@ class Call(Reporter):
             self.job.id,
             CANCEL_GRACE,
         )
+        self._rt.cleanup()
         sys.stderr.flush()
         os._exit(EXIT_HUNG)
 

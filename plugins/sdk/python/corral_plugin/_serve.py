@@ -147,6 +147,7 @@ def serve(worker: Any, *, info: Optional[Info] = None, configure: Optional[Calla
 
     sock_dir = tempfile.mkdtemp(prefix="corral-plugin-", dir=os.environ.get("PLUGIN_UNIX_SOCKET_DIR") or None)
     sock = os.path.join(sock_dir, "plugin.sock")
+    rt.cleanup = lambda: shutil.rmtree(sock_dir, ignore_errors=True)
     client_pem = hs.client_cert()
     cert_der = None
     try:
@@ -173,7 +174,7 @@ def serve(worker: Any, *, info: Optional[Info] = None, configure: Optional[Calla
         log.error("host process is gone; exiting")
         rt.cancel_all()
         rt.wait_idle(CANCEL_GRACE)
-        shutil.rmtree(sock_dir, ignore_errors=True)
+        rt.cleanup()
         os._exit(EXIT_ORPHANED)
 
     threading.Thread(target=_watch_parent, args=(ppid, orphaned), name="corral-watchdog", daemon=True).start()
@@ -185,6 +186,6 @@ def serve(worker: Any, *, info: Optional[Info] = None, configure: Optional[Calla
     rt.cancel_all()
     rt.wait_idle(CANCEL_GRACE)
     server.stop(0.5).wait(2.0)
-    shutil.rmtree(sock_dir, ignore_errors=True)
+    rt.cleanup()
     sys.stderr.flush()
     os._exit(0)
