@@ -29,7 +29,10 @@ func requirePythonSDK(t *testing.T) {
 
 // pythonPluginDir makes a plugin_dir holding the Python SDK's wordcount
 // example as `wordcount`: a wrapper that runs it with Debian's python3 and
-// the SDK on PYTHONPATH, as a user would install it.
+// the SDK on PYTHONPATH, as a user would install it. Three more wrappers
+// break the handshake on purpose: `pystdout` writes to stdout first,
+// `pycookie` gets another magic cookie, `pynotls` is not asked for mTLS
+// (so it serves plain gRPC, which Corral refuses).
 func pythonPluginDir(t *testing.T) string {
 	t.Helper()
 	sdk, err := filepath.Abs("../../plugins/sdk/python")
@@ -37,9 +40,16 @@ func pythonPluginDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	wrapper := fmt.Sprintf("#!/bin/sh\nPYTHONPATH=%q exec %s %q \"$@\"\n", sdk, debianPython, filepath.Join(sdk, "examples", "wordcount.py"))
-	if err := os.WriteFile(filepath.Join(dir, "wordcount"), []byte(wrapper), 0o755); err != nil {
-		t.Fatal(err)
+	for name, before := range map[string]string{
+		"wordcount": "",
+		"pystdout":  "echo hello from a script",
+		"pycookie":  "CORRAL_PLUGIN=another-app; export CORRAL_PLUGIN",
+		"pynotls":   "unset PLUGIN_CLIENT_CERT",
+	} {
+		wrapper := fmt.Sprintf("#!/bin/sh\n%s\nPYTHONPATH=%q exec %s %q \"$@\"\n", before, sdk, debianPython, filepath.Join(sdk, "examples", "wordcount.py"))
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(wrapper), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dir
 }
@@ -88,6 +98,23 @@ func TestPythonPluginEndToEnd(t *testing.T) {
 	if first.Version != "1.0.0" || first.PID <= 0 || first.Builtin {
 		t.Fatalf("wordcount not fingerprinted: %+v", first)
 	}
+
+	t.Run("failed handshakes name their cause", func(t *testing.T) {
+		var plugins map[string]pluginRow
+		eventually(t, 20*time.Second, "the broken plugins to be started", func() bool {
+			plugins = pluginList(t, addr)
+			return plugins["pystdout"].Status != "starting" && plugins["pycookie"].Status != "starting" && plugins["pynotls"].Status != "starting"
+		})
+		for name, want := range map[string]string{
+			"pystdout": `plugin wrote "hello from a script" to stdout`,
+			"pycookie": "wrong magic cookie",
+			"pynotls":  "plugin does not speak mTLS",
+		} {
+			if p := plugins[name]; p.Status != "failed" || !strings.Contains(p.Error, want) {
+				t.Errorf("%s: %+v; want failed with %q", name, p, want)
+			}
+		}
+	})
 
 	t.Run("result and log", func(t *testing.T) {
 		id := submitID(t, addr, "wordcount", "the cat and the hat")

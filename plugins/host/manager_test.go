@@ -75,7 +75,7 @@ func TestStartFingerprintsAndListsPlugins(t *testing.T) {
 
 	wantFailed := map[string]string{
 		"tampered":   "checksum mismatch",
-		"badcookie":  "another magic cookie",
+		"badcookie":  "wrong magic cookie",
 		"stdout":     `plugin wrote "hello from stdout" to stdout`,
 		"badversion": "incompatible plugin protocol version",
 		"notls":      "plugin does not speak mTLS",

@@ -153,15 +153,27 @@ func describeStartError(err error, stderrLine string) error {
 		if first != "" {
 			return fmt.Errorf("plugin wrote %q to stdout instead of the go-plugin handshake; plugins must log to stderr", first)
 		}
-		return withStderr("plugin exited before the handshake: not a Corral plugin, or built with another magic cookie")
+		return withStderr(exitedBeforeHandshake(stderrLine))
 	case strings.Contains(msg, "plugin exited before we could connect"):
-		return withStderr("plugin exited before the handshake: not a Corral plugin, or built with another magic cookie")
+		return withStderr(exitedBeforeHandshake(stderrLine))
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
 		return withStderr("plugin did not complete the go-plugin handshake in time")
 	case strings.Contains(strings.ToLower(msg), "incompatible api version"):
 		return oneLine(fmt.Errorf("incompatible plugin protocol version: %s", msg))
 	}
 	return oneLine(fmt.Errorf("starting plugin: %w", err))
+}
+
+// exitedBeforeHandshake says why a plugin exited without a handshake line,
+// judging by the first plain line of its stderr: go-plugin's servers (and
+// the Python SDK) print "This binary is a plugin..." when the magic cookie
+// in their environment is not theirs.
+func exitedBeforeHandshake(stderrLine string) string {
+	if strings.HasPrefix(stderrLine, "This binary is a plugin") {
+		return fmt.Sprintf("plugin exited before the handshake: wrong magic cookie, it was built for another magic cookie than %s=%s (another application's plugin, or a Corral plugin built against another SDK)",
+			sdk.Handshake.MagicCookieKey, sdk.Handshake.MagicCookieValue)
+	}
+	return "plugin exited before the handshake: not a Corral plugin, or it failed at startup"
 }
 
 // describeTLSError explains a failed TLS handshake with the plugin (the
