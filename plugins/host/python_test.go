@@ -131,3 +131,63 @@ func TestPythonPlugin(t *testing.T) {
 		t.Errorf("the Python plugins did not exit on Shutdown:\n%s", log)
 	}
 }
+
+// TestPythonPluginMisbehaving covers the Python SDK's answers to a job that
+// ignores cancellation (the process exits, the host restarts it), a
+// rejected config, and plain stderr and stdout output after the handshake
+// (both reach the agent's log at INFO; the protocol is not broken).
+func TestPythonPluginMisbehaving(t *testing.T) {
+	requirePython(t)
+	dir := t.TempDir()
+	installPython(t, dir, "misbehave", "testdata/misbehave.py")
+	installPython(t, dir, "badconfig", "testdata/misbehave.py")
+	buf := &syncBuffer{}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "plugins", Level: hclog.Info, Output: buf})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("manager log:\n%s", buf.String())
+		}
+	})
+	m := startManager(t, Config{Dir: dir, Logger: logger, Plugins: map[string]PluginConfig{
+		"badconfig": {Config: []byte(`{"colour": "blue"}`)},
+	}})
+	if s := statusOf(t, m, "badconfig"); s.Status != StateFailed || s.Error != "configure: unknown keys ['colour']" {
+		t.Errorf("rejected config: %+v", s)
+	}
+	first := waitReady(t, m, "misbehave")
+
+	for payload, line := range map[string]string{
+		"stderr": "[INFO]  plugins.misbehave: plain line from python",
+		"print":  "[INFO]  plugins.misbehave: print() after the handshake",
+	} {
+		if res, err := m.Run(context.Background(), "misbehave", RunRequest{JobID: payload, Attempt: 1, Payload: []byte(payload)}, nil); err != nil || string(res) != "ok" {
+			t.Fatalf("%s job: %q, %v", payload, res, err)
+		}
+		waitFor(t, 10*time.Second, "the line in the agent's log at INFO", func() bool { return strings.Contains(buf.String(), line) })
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	rec := &recorder{}
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Run(ctx, "misbehave", RunRequest{JobID: "h1", Attempt: 1, Payload: []byte("hang")}, rec)
+		done <- err
+	}()
+	waitFor(t, 10*time.Second, "the hanging job to start", func() bool { return len(rec.Lines()) > 0 })
+	cancel()
+	if err := <-done; !errors.Is(err, ErrCancelled) {
+		t.Fatalf("cancelled job: %v", err)
+	}
+	// The job ignores its cancel: 3s later the SDK ends the process (exit
+	// 70) and the host restarts the plugin.
+	waitFor(t, 20*time.Second, "the plugin to be replaced", func() bool {
+		s := statusOf(t, m, "misbehave")
+		return s.Status == StateReady && s.PID != first.PID
+	})
+	if !strings.Contains(buf.String(), "ignored cancellation") {
+		t.Errorf("the SDK did not log why it exited")
+	}
+	if res, err := m.Run(context.Background(), "misbehave", RunRequest{JobID: "after", Attempt: 1}, nil); err != nil || string(res) != "ok" {
+		t.Fatalf("job after the restart: %q, %v", res, err)
+	}
+}
