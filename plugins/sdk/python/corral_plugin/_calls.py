@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import traceback
-from typing import Any, Callable, Optional, Set
+from typing import Any, Callable, Set
 
 from . import worker_pb2 as pb
 from ._types import Job, NonRetryable, Reporter
@@ -181,7 +181,3 @@ class Call(Reporter):
         p = 0.0 if math.isnan(p) else max(0.0, min(100.0, p))
         self._send(self._make(progress=pb.Progress(percent=p, message=str(message))))
 
-
-def finished_event(call: Optional[Call]) -> bool:
-    """Reports whether call has sent its final event (for tests)."""
-    return call is not None and call._finished
