@@ -3,8 +3,8 @@
 // agent does, sends it jobs, and collects their logs, progress and result:
 //
 //	func TestUpper(t *testing.T) {
-//		p := sdktest.Serve(t, upper{})                 // in-process
-//		// p := sdktest.Exec(t, sdktest.Build(t, ".")) // or the built binary
+//		p := sdktest.Serve(t, upper{})                      // in-process
+//		// p := sdktest.Exec(t, sdktest.Build(t, "."), nil) // or the built binary
 //		out := p.Run(context.Background(), sdktest.Request{Payload: []byte("hi")})
 //		if out.Err != nil || string(out.Result) != "HI" { ... }
 //	}
@@ -17,8 +17,10 @@
 // handshake. It works for plugins in any language.
 //
 // Cancel a job by cancelling Run's context; give it a timeout with
-// Request.Timeout. Either way the plugin's job context ends and Run waits
-// for the plugin's final event (up to Options.Grace).
+// Request.Timeout. Either way the plugin's job context ends. Under protocol
+// version 2 Run then waits (up to Options.Grace) for the plugin's final
+// event, as the agent does; under version 1 a cancel ends the call's
+// stream, and Run returns at once.
 package sdktest
 
 import (
