@@ -134,13 +134,18 @@ func TestPythonPlugin(t *testing.T) {
 
 // TestPythonPluginMisbehaving covers the Python SDK's answers to a job that
 // ignores cancellation (the process exits, the host restarts it), a
-// rejected config, and plain stderr and stdout output after the handshake
+// rejected config, missing grpc modules, and plain stderr and stdout output after the handshake
 // (both reach the agent's log at INFO; the protocol is not broken).
 func TestPythonPluginMisbehaving(t *testing.T) {
 	requirePython(t)
 	dir := t.TempDir()
 	installPython(t, dir, "misbehave", "testdata/misbehave.py")
 	installPython(t, dir, "badconfig", "testdata/misbehave.py")
+	// python3 -S leaves out the site directories, so grpc cannot be imported.
+	noGRPC := fmt.Sprintf("#!/bin/sh\nPYTHONPATH=%q exec %s -S %q\n", pythonSDK, debianPython, filepath.Join(pythonSDK, "testdata/misbehave.py"))
+	if err := os.WriteFile(filepath.Join(dir, "nogrpc"), []byte(noGRPC), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	buf := &syncBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "plugins", Level: hclog.Info, Output: buf})
 	t.Cleanup(func() {
@@ -153,6 +158,10 @@ func TestPythonPluginMisbehaving(t *testing.T) {
 	}})
 	if s := statusOf(t, m, "badconfig"); s.Status != StateFailed || s.Error != "configure: unknown keys ['colour']" {
 		t.Errorf("rejected config: %+v", s)
+	}
+	if s := statusOf(t, m, "nogrpc"); s.Status != StateFailed || !strings.Contains(s.Error, `stderr: "corral_plugin: No module named`) ||
+		!strings.Contains(s.Error, "install python3-grpcio") {
+		t.Errorf("plugin without grpcio: %+v", s)
 	}
 	first := waitReady(t, m, "misbehave")
 

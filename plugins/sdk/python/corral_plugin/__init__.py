@@ -24,7 +24,23 @@ progress, logs and non-retryable errors. It needs grpcio and protobuf
 (Debian: python3-grpcio python3-protobuf python3-cryptography).
 """
 
-from ._calls import CANCEL_GRACE, EXIT_HUNG, EXIT_ORPHANED
+import sys as _sys
+
+try:
+    import google.protobuf  # noqa: F401
+    import grpc  # noqa: F401
+except ImportError as _e:
+    # The agent shows a plugin's first stderr line when it fails to start;
+    # make it this one rather than "Traceback (most recent call last):".
+    print(
+        f"corral_plugin: {_e}: install python3-grpcio and python3-protobuf (Debian) "
+        "or `pip install grpcio protobuf cryptography`",
+        file=_sys.stderr,
+        flush=True,
+    )
+    raise
+
+from ._calls import CANCEL_GRACE, EXIT_HUNG, EXIT_ORPHANED  # noqa: E402
 from ._handshake import API_VERSION, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, MIN_API_VERSION
 from ._serve import logger, serve
 from ._types import Cancelled, Info, Job, NonRetryable, Reporter
