@@ -90,6 +90,10 @@ func pyJobStatus(t *testing.T, addr, id string) pyJob {
 // restart and a retry of the job.
 func TestPythonPluginEndToEnd(t *testing.T) {
 	requirePythonSDK(t)
+	// The plugins make their socket directories under TMPDIR; the SIGKILLs
+	// below (and the agent's at cleanup) leave them behind, so keep them in
+	// the test's own temporary directory.
+	t.Setenv("TMPDIR", t.TempDir())
 	agent := startPluginAgent(t, pythonPluginDir(t))
 	addr := agent.httpURL
 
