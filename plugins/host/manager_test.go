@@ -11,6 +11,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func TestStartFingerprintsAndListsPlugins(t *testing.T) {
@@ -20,6 +24,7 @@ func TestStartFingerprintsAndListsPlugins(t *testing.T) {
 	install(t, dir, "testplugin", "badcookie")
 	install(t, dir, "testplugin", "stdout")
 	install(t, dir, "testplugin", "badversion")
+	install(t, dir, "testplugin", "notls")
 	if err := os.WriteFile(filepath.Join(dir, "README.txt"), []byte("not a plugin"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +75,10 @@ func TestStartFingerprintsAndListsPlugins(t *testing.T) {
 
 	wantFailed := map[string]string{
 		"tampered":   "checksum mismatch",
-		"badcookie":  "another magic cookie",
+		"badcookie":  "wrong magic cookie",
 		"stdout":     `plugin wrote "hello from stdout" to stdout`,
 		"badversion": "incompatible plugin protocol version",
+		"notls":      "plugin does not speak mTLS",
 		"noexec":     "not executable",
 		"missing":    "not found",
 	}
@@ -193,5 +199,44 @@ func TestNewValidatesConfig(t *testing.T) {
 		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: New() error = %v", name, err)
 		}
+	}
+}
+
+// TestPlainStderrAtInfo checks that a plugin's plain (non-JSON) stderr
+// lines, all a plugin not written in Go has, reach the agent's log at INFO
+// under the plugin's name.
+func TestPlainStderrAtInfo(t *testing.T) {
+	dir := t.TempDir()
+	install(t, dir, "testplugin", "plainstderr")
+	buf := &syncBuffer{}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "plugins", Level: hclog.Info, Output: buf})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("manager log:\n%s", buf.String())
+		}
+	})
+	m := startManager(t, Config{Dir: dir, Logger: logger})
+	waitReady(t, m, "plainstderr")
+	const want = "[INFO]  plugins.plainstderr: hello from plain stderr"
+	waitFor(t, 10*time.Second, "the plain stderr line in the log at INFO", func() bool {
+		return strings.Contains(buf.String(), want)
+	})
+}
+
+func TestDescribeTLSError(t *testing.T) {
+	for msg, want := range map[string]string{
+		"connection error: desc = \"transport: authentication handshake failed: tls: first record does not look like a TLS handshake\"": "plugin does not speak mTLS",
+		"transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority":  "not the one in its handshake line",
+		"transport: authentication handshake failed: x509: certificate is valid for example.com, not localhost":                         `must name "localhost"`,
+		"transport: authentication handshake failed: remote error: tls: bad certificate":                                                "rejected the host's client certificate",
+		"transport: authentication handshake failed: EOF":                                                                               "TLS handshake with the plugin failed",
+	} {
+		err := describeTLSError(status.Error(codes.Unavailable, msg))
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("describeTLSError(%q) = %v; want one line with %q", msg, err, want)
+		}
+	}
+	if err := describeTLSError(status.Error(codes.Unavailable, "connection refused")); err != nil {
+		t.Errorf("a non-TLS error was described as TLS: %v", err)
 	}
 }

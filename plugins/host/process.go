@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc/status"
 
+	"github.com/corral-dev/corral/plugins/internal/automtls"
 	"github.com/corral-dev/corral/plugins/proto"
 	"github.com/corral-dev/corral/plugins/sdk"
 )
@@ -49,6 +51,13 @@ func (i *instance) launch(ctx context.Context) (*process, sdk.Info, error) {
 
 	// The process lives until procCtx ends (Manager.Close), not ctx.
 	cmd := exec.CommandContext(i.procCtx, i.path, i.args...)
+	// go-plugin's AutoMTLS protocol, with a P-256 host certificate that TLS
+	// stacks outside Go accept too (see package automtls).
+	certEnv, tlsConfig, err := automtls.NewClient()
+	if err != nil {
+		return nil, sdk.Info{}, err
+	}
+	cmd.Env = []string{certEnv} // go-plugin appends the agent's environment
 	var secure *plugin.SecureConfig
 	if i.checksum != nil {
 		secure = &plugin.SecureConfig{Checksum: i.checksum, Hash: sha256.New()}
@@ -60,10 +69,10 @@ func (i *instance) launch(ctx context.Context) (*process, sdk.Info, error) {
 		Cmd:              cmd,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		TLSConfig:        tlsConfig,
 		Managed:          true,
 		StartTimeout:     i.startTimeout,
-		Logger:           i.logger,
+		Logger:           &stderrLogger{Logger: i.logger, stderrName: filepath.Base(i.path)},
 		Stderr:           stderr,
 		SyncStdout:       &logWriter{logger: i.logger, level: hclog.Warn, msg: "plugin wrote to stdout; plugins must log to stderr"},
 		SyncStderr:       &logWriter{logger: i.logger, level: hclog.Info, msg: "plugin stderr"},
@@ -88,6 +97,9 @@ func (i *instance) launch(ctx context.Context) (*process, sdk.Info, error) {
 	}
 	resp, err := worker.Info(ctx, &proto.Empty{})
 	if err != nil {
+		if tlsErr := describeTLSError(err); tlsErr != nil {
+			return fail(tlsErr)
+		}
 		return fail(oneLine(fmt.Errorf("fingerprint (Info) failed: %s", status.Convert(err).Message())))
 	}
 	version := client.NegotiatedVersion()
@@ -141,15 +153,52 @@ func describeStartError(err error, stderrLine string) error {
 		if first != "" {
 			return fmt.Errorf("plugin wrote %q to stdout instead of the go-plugin handshake; plugins must log to stderr", first)
 		}
-		return withStderr("plugin exited before the handshake: not a Corral plugin, or built with another magic cookie")
+		return withStderr(exitedBeforeHandshake(stderrLine))
 	case strings.Contains(msg, "plugin exited before we could connect"):
-		return withStderr("plugin exited before the handshake: not a Corral plugin, or built with another magic cookie")
+		return withStderr(exitedBeforeHandshake(stderrLine))
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
 		return withStderr("plugin did not complete the go-plugin handshake in time")
 	case strings.Contains(strings.ToLower(msg), "incompatible api version"):
 		return oneLine(fmt.Errorf("incompatible plugin protocol version: %s", msg))
 	}
 	return oneLine(fmt.Errorf("starting plugin: %w", err))
+}
+
+// exitedBeforeHandshake says why a plugin exited without a handshake line,
+// judging by the first plain line of its stderr: go-plugin's servers (and
+// the Python SDK) print "This binary is a plugin..." when the magic cookie
+// in their environment is not theirs.
+func exitedBeforeHandshake(stderrLine string) string {
+	if strings.HasPrefix(stderrLine, "This binary is a plugin") {
+		return fmt.Sprintf("plugin exited before the handshake: wrong magic cookie, it was built for another magic cookie than %s=%s (another application's plugin, or a Corral plugin built against another SDK)",
+			sdk.Handshake.MagicCookieKey, sdk.Handshake.MagicCookieValue)
+	}
+	return "plugin exited before the handshake: not a Corral plugin, or it failed at startup"
+}
+
+// describeTLSError explains a failed TLS handshake with the plugin (the
+// first RPC reports it), naming the step of the automatic mTLS the plugin
+// got wrong; it returns nil for other errors.
+func describeTLSError(err error) error {
+	msg := status.Convert(err).Message()
+	if !strings.Contains(msg, "authentication handshake failed") {
+		return nil
+	}
+	const steps = "see the mTLS steps in plugins/proto/README.md"
+	switch {
+	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return fmt.Errorf("plugin does not speak mTLS: it serves plain gRPC, but Corral requires TLS with a certificate of the plugin's own, "+
+			"sent as the 6th field of the handshake line, and the host's certificate from %s as the only trusted client CA; %s", automtls.EnvClientCert, steps)
+	case strings.Contains(msg, "certificate signed by unknown authority"):
+		return fmt.Errorf("plugin's TLS certificate is not the one in its handshake line: send the certificate's DER bytes, "+
+			"base64 without padding, as the 6th field; %s", steps)
+	case strings.Contains(msg, "certificate is valid for"), strings.Contains(msg, "certificate is not valid for any names"):
+		return fmt.Errorf("plugin's TLS certificate must name %q (DNS SAN); %s", automtls.ServerName, steps)
+	case strings.Contains(msg, "bad certificate"), strings.Contains(msg, "unknown certificate authority"),
+		strings.Contains(msg, "certificate required"), strings.Contains(msg, "unknown ca"):
+		return fmt.Errorf("plugin rejected the host's client certificate: trust the certificate in %s as the client CA; %s", automtls.EnvClientCert, steps)
+	}
+	return oneLine(fmt.Errorf("TLS handshake with the plugin failed (%s): %s", steps, msg))
 }
 
 // oneLine flattens err's message to a single line.
@@ -202,6 +251,37 @@ func (w *tailWriter) firstPlain() string {
 		}
 	}
 	return ""
+}
+
+// stderrLogger is the logger handed to go-plugin. go-plugin logs each line
+// a plugin writes to stderr through Named(<executable's base name>): hclog
+// JSON lines at their own level, plain lines at DEBUG. Plain lines are all a
+// plugin not written in Go has, so stderrLogger logs them at INFO, and
+// under the plugin's own logger (its name in Corral) rather than a child.
+type stderrLogger struct {
+	hclog.Logger
+	stderrName string
+}
+
+// Named implements hclog.Logger.
+func (l *stderrLogger) Named(name string) hclog.Logger {
+	if name == l.stderrName {
+		return plainAtInfo{l.Logger}
+	}
+	return l.Logger.Named(name)
+}
+
+// plainAtInfo logs go-plugin's plain stderr lines (DEBUG messages without
+// fields; parsed JSON entries always carry a timestamp field) at INFO.
+type plainAtInfo struct{ hclog.Logger }
+
+// Debug implements hclog.Logger.
+func (l plainAtInfo) Debug(msg string, args ...any) {
+	if len(args) == 0 {
+		l.Logger.Info(msg)
+		return
+	}
+	l.Logger.Debug(msg, args...)
 }
 
 // logWriter logs each line written to it.

@@ -5,3 +5,4 @@
 package proto
 
 //go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative worker.proto
+//go:generate protoc --python_out=../sdk/python/corral_plugin worker.proto

@@ -88,7 +88,11 @@ type Reporter interface {
 	Logf(format string, args ...any)
 	// Output adds a line to the job's log on the given stream.
 	Output(stream Stream, line string)
-	// Progress reports percent done (clamped to 0..100) and a short message.
+	// Progress reports how far the job is and a short message, shown by
+	// `corral job status` and `job submit -wait`. percent is a float64 from
+	// 0 to 100 (values outside are clamped), so fractions survive: a
+	// constant works as is (r.Progress(50, "half")), an int needs a
+	// conversion (r.Progress(float64(done*100/total), "...")).
 	Progress(percent float64, msg string)
 }
 

@@ -13,8 +13,13 @@ import (
 // watchdogInterval is how often the plugin checks that its host still lives.
 const watchdogInterval = 250 * time.Millisecond
 
-// Logger returns the plugin's logger. It writes JSON to stderr, which the
-// host parses and merges into its own log. Never log to stdout.
+// Logger returns the plugin's own logger, for diagnostics that are not part
+// of a job's log (use Reporter.Log for those). It is an hclog.Logger that
+// writes every level, from TRACE up, as JSON lines to the plugin process's
+// real stderr; the agent parses each line and logs it in its own log under
+// the plugin's name at the line's level, so the agent's log_level decides
+// what shows. It is the same logger on every call and safe for concurrent
+// use. Never log to stdout: go-plugin uses it for the handshake.
 func Logger() hclog.Logger { return stderrLogger() }
 
 var stderrLogger = sync.OnceValue(func() hclog.Logger {

@@ -7,6 +7,9 @@
 //	badversion  a Corral plugin that only speaks protocol version 3
 //	v1only      a plugin as built before protocol version 2: it serves only
 //	            version 1 (a Run stream per job, no Session)
+//	notls       a Corral plugin that ignores PLUGIN_CLIENT_CERT and serves
+//	            plain gRPC (no mTLS)
+//	plainstderr writes a plain (non-JSON) line to stderr, then serves
 package main
 
 import (
@@ -60,6 +63,12 @@ func main() {
 			GRPCServer:       plugin.DefaultGRPCServer,
 			Logger:           sdk.Logger(),
 		})
+	case "notls":
+		_ = os.Unsetenv("PLUGIN_CLIENT_CERT") // go-plugin then serves without TLS
+		sdk.Serve(worker{})
+	case "plainstderr":
+		fmt.Fprintln(os.Stderr, "hello from plain stderr")
+		sdk.Serve(worker{})
 	default:
 		fmt.Fprintf(os.Stderr, "testplugin: unknown role %q\n", name)
 		os.Exit(2)
