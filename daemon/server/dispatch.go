@@ -148,7 +148,40 @@ func (ss *session) welcome(ctx context.Context) (*rpc.Down, error) {
 		ss.mu.Unlock()
 		d.Abort = res.Abort
 	}
+	d.Leases = ss.handOver()
 	return d, nil
+}
+
+// handOver returns the leases the FSM holds for the node that the worker
+// does not know of: pushed on a stream that died before they arrived (the
+// old leader's, or this one's). They go to the worker now instead of
+// expiring a lease TTL later.
+func (ss *session) handOver() []rpc.Lease {
+	known := make(map[queue.LeaseRef]bool, len(ss.hello.Running))
+	for _, l := range ss.hello.Running {
+		known[l] = true
+	}
+	var out []rpc.Lease
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, ref := range ss.srv.store.Running(ss.node) {
+		if known[ref] {
+			continue
+		}
+		j, ok := ss.srv.store.Get(ref.ID)
+		if !ok || j.CancelRequested {
+			continue // a cancelled job ends when its lease does
+		}
+		out = append(out, leaseOf(j))
+		ss.held[j.ID] = j.Token
+		ss.credits.granted(j.Plugin)
+	}
+	return out
+}
+
+// leaseOf is a running job as a lease for its worker.
+func leaseOf(j *queue.Job) rpc.Lease {
+	return rpc.Lease{ID: j.ID, Token: j.Token, Attempt: j.Attempt, Queue: j.Queue, Plugin: j.Plugin, Payload: j.Payload, Timeout: j.Timeout}
 }
 
 // send queues a message for the worker (dropped once the session ends).
@@ -305,8 +338,7 @@ func (ss *session) grant(ctx context.Context, leases []queue.Lease) {
 	out := make([]rpc.Lease, len(leases))
 	ss.mu.Lock()
 	for i, l := range leases {
-		out[i] = rpc.Lease{ID: l.Job.ID, Token: l.Token, Attempt: l.Job.Attempt, Queue: l.Job.Queue,
-			Plugin: l.Job.Plugin, Payload: l.Job.Payload, Timeout: l.Job.Timeout}
+		out[i] = leaseOf(l.Job)
 		ss.held[l.Job.ID] = l.Token
 		ss.credits.granted(l.Job.Plugin)
 	}

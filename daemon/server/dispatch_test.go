@@ -266,3 +266,21 @@ func TestDispatchRestartedWorkerLosesOldLeases(t *testing.T) {
 		}
 	}
 }
+
+// TestDispatchHandsOverLeasesThatNeverArrived: a lease the FSM holds for a
+// node whose worker does not know of it (pushed on a stream that died on
+// the way) is handed to the worker in the welcome of its next stream,
+// instead of expiring a lease TTL later.
+func TestDispatchHandsOverLeasesThatNeverArrived(t *testing.T) {
+	s := testServer(t)
+	ids := submit(t, s, queue.Spec{Plugin: "p"}, queue.Spec{Plugin: "p"})
+	res, _, err := s.Apply(context.Background(), &queue.Claim{Node: "w1", Slots: map[string]int{"p": 2}})
+	if err != nil || len(res.Leases) != 2 {
+		t.Fatalf("claim: %v %+v", err, res)
+	}
+	known := queue.LeaseRef{ID: res.Leases[0].Job.ID, Token: res.Leases[0].Token}
+	_, welcome := dispatch(t, s, &rpc.Hello{Node: "w1", Running: []queue.LeaseRef{known}})
+	if len(welcome.Leases) != 1 || welcome.Leases[0].ID != ids[1] || welcome.Leases[0].Token != res.Leases[1].Token {
+		t.Fatalf("welcome leases %+v, want the one lease the worker did not know (%s)", welcome.Leases, ids[1])
+	}
+}

@@ -205,8 +205,9 @@ func (w *Worker) session(ctx context.Context, st Stream, restarted bool) (welcom
 	if !first.Welcome {
 		return false, errors.New("dispatch stream: the leader did not answer the hello")
 	}
-	w.handle(&first)
 	s := &stream{w: w, st: st, seen: map[string]uint64{}, inflight: map[uint64][]queue.Report{}}
+	s.countLeases(first.Leases)
+	w.handle(&first)
 	errc := make(chan error, 1)
 	go func() {
 		for {
@@ -400,6 +401,13 @@ func (w *Worker) start(ctx context.Context, l rpc.Lease) {
 	jctx, cancel := context.WithCancelCause(ctx)
 	rj := &runningJob{lease: l, cancel: cancel}
 	w.mu.Lock()
+	if old, ok := w.running[l.ID]; ok && old.lease.Token == l.Token {
+		// The same lease again (handed over on a new stream while the old
+		// one delivered it too): it already runs here.
+		w.mu.Unlock()
+		cancel(nil)
+		return
+	}
 	if old, ok := w.running[l.ID]; ok && old.lease.Token != l.Token {
 		// A new lease on a job this node still runs under an older token
 		// (the old lease was lost): the old attempt must stop.

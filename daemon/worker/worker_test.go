@@ -239,3 +239,24 @@ func TestWorkerHeartbeatsItsLeases(t *testing.T) {
 		t.Fatalf("heartbeat %+v, want lease j/5", hb.Heartbeat)
 	}
 }
+
+// TestWorkerRunsALeaseOnce: the same lease delivered twice (handed over on
+// a new stream after the old one delivered it too) runs once.
+func TestWorkerRunsALeaseOnce(t *testing.T) {
+	_, l, _ := startWorker(t, time.Hour)
+	s := accept(t, l)
+	next(t, s, anyHello)
+	s.down <- &rpc.Down{Welcome: true, Leases: []rpc.Lease{lease("dup", 3, "once")}}
+	s.down <- &rpc.Down{Leases: []rpc.Lease{lease("dup", 3, "once")}}
+	first := next(t, s, reports)
+	s.down <- &rpc.Down{Acked: first.Seq, Rejected: []string{""}}
+	// After the ack both slots are free again only if the lease ran once.
+	next(t, s, func(u *rpc.Up) bool { return u.Credit != nil && u.Credit.Seen["p"] == 2 && u.Credit.Free["p"] == 2 })
+	select {
+	case v := <-s.up:
+		if u, ok := v.(*rpc.Up); ok && len(u.Reports) > 0 {
+			t.Fatalf("a second report %+v for a lease delivered twice", u.Reports)
+		}
+	default:
+	}
+}
