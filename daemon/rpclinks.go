@@ -28,6 +28,8 @@ const (
 	progressMinAge = 250 * time.Millisecond
 	// statsTimeout bounds autopilot's call to a server's stats.
 	statsTimeout = time.Second
+	// maxSubmitWait caps the wait of a forwarded submit-and-wait.
+	maxSubmitWait = 5 * time.Minute
 )
 
 func init() {
@@ -51,6 +53,9 @@ func (a *Agent) registerRPC() {
 		out := &rpc.ApplyResponse{Index: index, Results: make([]rpc.Result, len(results))}
 		for i, r := range results {
 			out.Results[i] = rpc.FromResult(r)
+			if req.Wait > 0 {
+				out.Jobs = append(out.Jobs, a.server.AwaitSubmitted(ctx, r, min(req.Wait, maxSubmitWait))...)
+			}
 		}
 		return out, nil
 	}))
@@ -99,24 +104,25 @@ func (w *chunkWriter) Write(p []byte) (int, error) {
 type forwarder struct{ pool *rpc.Pool }
 
 // Apply implements server.Forwarder.
-func (f forwarder) Apply(ctx context.Context, addr string, cmds []queue.Command) ([]queue.Result, uint64, error) {
+func (f forwarder) Apply(ctx context.Context, addr string, cmds []queue.Command, wait time.Duration) ([]queue.Result, uint64, []*queue.Job, error) {
 	req, err := rpc.NewApplyRequest(cmds)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
+	req.Wait = wait
 	var resp rpc.ApplyResponse
 	if err := f.pool.Call(ctx, addr, rpc.MethodForward, req, &resp); err != nil {
 		if !rpc.MayHaveReached(err) {
 			// Nothing left this node: safe to send again.
-			return nil, 0, fmt.Errorf("%w: %w", server.ErrNotLeader, err)
+			return nil, 0, nil, fmt.Errorf("%w: %w", server.ErrNotLeader, err)
 		}
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	out := make([]queue.Result, len(resp.Results))
 	for i := range resp.Results {
 		out[i] = resp.Results[i].Result()
 	}
-	return out, resp.Index, nil
+	return out, resp.Index, resp.Jobs, nil
 }
 
 // ReadJob implements server.Forwarder.

@@ -29,6 +29,10 @@ type Writer interface {
 	// Write applies cmd on the leader (forwarding it from a follower) and
 	// returns its result and the raft index of its entry.
 	Write(ctx context.Context, cmd queue.Command) (queue.Result, uint64, error)
+	// WriteAndWait is Write, then a wait (on the leader) of up to wait for
+	// the jobs the command submitted to end; it returns them as they then
+	// stand, in the order of the result's Submitted.
+	WriteAndWait(ctx context.Context, cmd queue.Command, wait time.Duration) (queue.Result, uint64, []*queue.Job, error)
 	// ReadJob reads a job from the leader after it verified its leadership
 	// (nil when there is none).
 	ReadJob(ctx context.Context, id string) (*queue.Job, uint64, error)

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -64,13 +63,21 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		cmd.Specs[i] = spec
 		cmd.IDs[i] = ulid.Make().String()
 	}
-	res, index, err := h.writer.Write(r.Context(), cmd)
+	res, index, jobs, err := h.writer.WriteAndWait(r.Context(), cmd, wait)
 	if err == nil {
 		err = res.Err
 	}
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	ended := func(i int) *api.Job {
+		if i >= len(jobs) || jobs[i] == nil {
+			return nil
+		}
+		aj := toAPIJob(jobs[i])
+		h.annotate(r.Context(), jobs[i], &aj)
+		return &aj
 	}
 	out := api.SubmitResponse{Index: index}
 	if !batch {
@@ -79,29 +86,15 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 			writeError(w, s.Err)
 			return
 		}
-		out.ID, out.Existing = s.ID, s.Existing
-		if wait > 0 {
-			out.Job = h.awaitJobs(r.Context(), wait, s.ID)[0]
-		}
+		out.ID, out.Existing, out.Job = s.ID, s.Existing, ended(0)
 		writeJSON(w, http.StatusOK, out, index)
 		return
 	}
 	out.Jobs = make([]api.SubmittedJob, len(res.Submitted))
-	ids := make([]string, 0, len(res.Submitted))
 	for i, s := range res.Submitted {
-		out.Jobs[i] = api.SubmittedJob{ID: s.ID, Existing: s.Existing}
+		out.Jobs[i] = api.SubmittedJob{ID: s.ID, Existing: s.Existing, Job: ended(i)}
 		if s.Err != nil {
 			out.Jobs[i].Error = s.Err.Error()
-		} else {
-			ids = append(ids, s.ID)
-		}
-	}
-	if wait > 0 {
-		jobs := h.awaitJobs(r.Context(), wait, ids...)
-		for i, k := 0, 0; i < len(out.Jobs); i++ {
-			if out.Jobs[i].Error == "" {
-				out.Jobs[i].Job, k = jobs[k], k+1
-			}
 		}
 	}
 	writeJSON(w, http.StatusOK, out, index)
@@ -119,28 +112,6 @@ func submitWait(r *http.Request) (time.Duration, error) {
 		return 0, badRequest("wait=%q: must be a duration such as 30s", ws)
 	}
 	return min(wait, maxBlockingWait), nil
-}
-
-// awaitJobs waits up to wait until every job in ids is terminal and
-// returns them as they then stand (nil for a job that is gone).
-func (h *API) awaitJobs(ctx context.Context, wait time.Duration, ids ...string) []*api.Job {
-	waitFor(ctx, h.store, wait, func() bool {
-		for _, id := range ids {
-			if j, ok := h.store.Get(id); ok && !j.State.Terminal() {
-				return false
-			}
-		}
-		return true
-	})
-	out := make([]*api.Job, len(ids))
-	for i, id := range ids {
-		if j, ok := h.store.Get(id); ok {
-			aj := toAPIJob(j)
-			h.annotate(ctx, j, &aj)
-			out[i] = &aj
-		}
-	}
-	return out
 }
 
 // checkLimits enforces the node's size limits on a spec.

@@ -16,6 +16,9 @@ var ErrBadRequest = errors.New("bad request")
 // binary codec (an Entry whose time the leader sets).
 type ApplyRequest struct {
 	Entry []byte
+	// Wait, when set, makes the leader wait up to it for the jobs the
+	// commands submit to end, and answer with them.
+	Wait time.Duration
 }
 
 // Commands decodes the request's commands.
@@ -42,6 +45,9 @@ func NewApplyRequest(cmds []queue.Command) (*ApplyRequest, error) {
 type ApplyResponse struct {
 	Index   uint64
 	Results []Result
+	// Jobs are the submitted jobs after the request's Wait (see
+	// ApplyRequest.Wait), in the order of the submits.
+	Jobs []*queue.Job
 }
 
 // Result is a queue.Result on the wire.

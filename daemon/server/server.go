@@ -44,10 +44,11 @@ type Membership interface {
 // Forwarder carries a follower's calls to the leader at addr (the rpc
 // client).
 type Forwarder interface {
-	// Apply applies commands on the leader. An error that wraps
-	// ErrNotLeader means nothing was applied (the leader refused, or the
-	// call never reached it).
-	Apply(ctx context.Context, addr string, cmds []queue.Command) ([]queue.Result, uint64, error)
+	// Apply applies commands on the leader; with a wait, the leader then
+	// waits up to it for the jobs they submitted to end and returns them
+	// (see WriteAndWait). An error that wraps ErrNotLeader means nothing
+	// was applied (the leader refused, or the call never reached it).
+	Apply(ctx context.Context, addr string, cmds []queue.Command, wait time.Duration) ([]queue.Result, uint64, []*queue.Job, error)
 	// ReadJob is the leader's ReadJobLocal.
 	ReadJob(ctx context.Context, addr, id string) (*queue.Job, uint64, error)
 }

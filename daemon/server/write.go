@@ -28,22 +28,37 @@ const (
 // local replica is given a moment to catch up, so a client reads its own
 // write on this node.
 func (s *Server) Write(ctx context.Context, cmd queue.Command) (queue.Result, uint64, error) {
+	res, index, _, err := s.WriteAndWait(ctx, cmd, 0)
+	return res, index, err
+}
+
+// WriteAndWait is Write, then a wait of up to wait for every job the
+// command submitted to end. The wait happens on the leader, whose replica
+// sees a job end first, so a submit-and-wait through a follower costs no
+// replication delay; jobs are the submitted jobs as they then stand, in
+// the order of the result's Submitted (nil for a spec that failed). With
+// wait 0 it is Write.
+func (s *Server) WriteAndWait(ctx context.Context, cmd queue.Command, wait time.Duration) (queue.Result, uint64, []*queue.Job, error) {
 	deadline := time.Now().Add(rerouteFor)
 	pause := 20 * time.Millisecond
 	for {
 		addr, id, changed, err := s.leader.wait(ctx)
 		if err != nil {
-			return queue.Result{}, 0, err
+			return queue.Result{}, 0, nil, err
 		}
 		var res queue.Result
 		var index uint64
+		var jobs []*queue.Job
 		if id == s.cfg.NodeID {
 			res, index, err = s.applier.Apply(ctx, cmd)
+			if err == nil && wait > 0 {
+				jobs = s.AwaitSubmitted(ctx, res, wait)
+			}
 		} else {
-			res, index, err = s.forward(ctx, addr, changed, cmd)
+			res, index, jobs, err = s.forward(ctx, addr, changed, cmd, wait)
 		}
 		if !errors.Is(err, ErrNotLeader) || time.Now().After(deadline) {
-			return res, index, err
+			return res, index, jobs, err
 		}
 		// Nothing was applied: once the cluster settles on its new
 		// leader, send the write there.
@@ -51,38 +66,75 @@ func (s *Server) Write(ctx context.Context, cmd queue.Command) (queue.Result, ui
 		case <-changed:
 		case <-time.After(pause):
 		case <-ctx.Done():
-			return queue.Result{}, 0, ctx.Err()
+			return queue.Result{}, 0, nil, ctx.Err()
 		}
 		pause = min(2*pause, 500*time.Millisecond)
 	}
 }
 
+// AwaitSubmitted waits up to wait until every job a Submit result names
+// has ended on this node's replica, and returns them as they then stand
+// (nil for a spec that failed or a job that is gone).
+func (s *Server) AwaitSubmitted(ctx context.Context, res queue.Result, wait time.Duration) []*queue.Job {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	jobs := make([]*queue.Job, len(res.Submitted))
+	for {
+		_, changed := s.store.Watch()
+		done := true
+		for i, sub := range res.Submitted {
+			jobs[i] = nil
+			if sub.Err != nil {
+				continue
+			}
+			if j, ok := s.store.Get(sub.ID); ok {
+				jobs[i] = j
+				done = done && j.State.Terminal()
+			}
+		}
+		if done {
+			return jobs
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return jobs
+		case <-ctx.Done():
+			return jobs
+		}
+	}
+}
+
 // forward sends cmd to the leader at addr, abandoning the call as soon as
-// another leader is known (changed).
-func (s *Server) forward(ctx context.Context, addr string, changed <-chan struct{}, cmd queue.Command) (queue.Result, uint64, error) {
+// another leader is known (changed). With a wait, the leader waits for the
+// submitted jobs to end and the local catch-up is skipped: the answer
+// already holds them.
+func (s *Server) forward(ctx context.Context, addr string, changed <-chan struct{}, cmd queue.Command, wait time.Duration) (queue.Result, uint64, []*queue.Job, error) {
 	s.mu.Lock()
 	f := s.forwarder
 	s.mu.Unlock()
 	if f == nil {
-		return queue.Result{}, 0, ErrNoLeader
+		return queue.Result{}, 0, nil, ErrNoLeader
 	}
 	cctx, cancel := BindLeader(ctx, changed)
 	defer cancel()
-	cctx, cancelTimeout := context.WithTimeout(cctx, forwardTimeout)
+	cctx, cancelTimeout := context.WithTimeout(cctx, forwardTimeout+wait)
 	defer cancelTimeout()
-	results, index, err := f.Apply(cctx, addr, []queue.Command{cmd})
+	results, index, jobs, err := f.Apply(cctx, addr, []queue.Command{cmd}, wait)
 	switch {
 	case errors.Is(err, ErrNotLeader):
-		return queue.Result{}, 0, err
+		return queue.Result{}, 0, nil, err
 	case err != nil && errors.Is(context.Cause(cctx), ErrLeaderChanged):
-		return queue.Result{}, 0, fmt.Errorf("forward to leader at %s: %w", addr, ErrLeadershipLost)
+		return queue.Result{}, 0, nil, fmt.Errorf("forward to leader at %s: %w", addr, ErrLeadershipLost)
 	case err != nil:
-		return queue.Result{}, 0, fmt.Errorf("forward to leader at %s: %w", addr, err)
+		return queue.Result{}, 0, nil, fmt.Errorf("forward to leader at %s: %w", addr, err)
 	case len(results) != 1:
-		return queue.Result{}, 0, fmt.Errorf("forward to leader at %s: %d results for one command", addr, len(results))
+		return queue.Result{}, 0, nil, fmt.Errorf("forward to leader at %s: %d results for one command", addr, len(results))
 	}
-	s.catchUp(ctx, index)
-	return results[0], index, nil
+	if wait == 0 {
+		s.catchUp(ctx, index)
+	}
+	return results[0], index, jobs, nil
 }
 
 // catchUp waits (briefly) until the local replica has applied index.
