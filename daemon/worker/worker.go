@@ -328,11 +328,14 @@ func (s *stream) sendReports() error {
 	return nil
 }
 
-// sendCredit announces the free slots when they changed.
+// sendCredit announces the free slots when the leader's estimate of them
+// is wrong: the leader subtracts the leases it sent from the last
+// announcement, so leases arriving need no announcement, only slots that
+// free up (or a plugin that goes away or comes back) do.
 func (s *stream) sendCredit() error {
 	free := s.w.freeSlots()
 	s.mu.Lock()
-	if s.last != nil && maps.Equal(s.last.Free, free) && maps.Equal(s.last.Seen, s.seen) {
+	if s.last != nil && s.estimateHolds(free) {
 		s.mu.Unlock()
 		return nil
 	}
@@ -343,6 +346,26 @@ func (s *stream) sendCredit() error {
 		return fmt.Errorf("send credit: %w", err)
 	}
 	return nil
+}
+
+// estimateHolds reports whether the leader's view of the free slots (the
+// last announcement less the leases sent since) equals free. Called with
+// s.mu held.
+func (s *stream) estimateHolds(free map[string]int) bool {
+	estimate := func(p string) int {
+		return max(s.last.Free[p]-int(s.seen[p]-s.last.Seen[p]), 0)
+	}
+	for p := range s.last.Free {
+		if _, ok := free[p]; !ok && estimate(p) > 0 {
+			return false
+		}
+	}
+	for p, n := range free {
+		if estimate(p) != n {
+			return false
+		}
+	}
+	return true
 }
 
 // freeSlots returns the free slots of each ready plugin.
