@@ -1,0 +1,230 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// countingLayer counts the connections raft dials and accepts: if accepts
+// equal dials, raft's Accept never saw a connection that was not dialed as
+// raft.
+type countingLayer struct {
+	raft.StreamLayer
+	dialed   *atomic.Int64
+	accepted atomic.Int64
+}
+
+func (l *countingLayer) Dial(a raft.ServerAddress, d time.Duration) (net.Conn, error) {
+	c, err := l.StreamLayer.Dial(a, d)
+	if err == nil {
+		l.dialed.Add(1)
+	}
+	return c, err
+}
+
+func (l *countingLayer) Accept() (net.Conn, error) {
+	c, err := l.StreamLayer.Accept()
+	if err == nil {
+		l.accepted.Add(1)
+	}
+	return c, err
+}
+
+// counterFSM counts applied entries.
+type counterFSM struct {
+	mu  sync.Mutex
+	sum int
+}
+
+func (f *counterFSM) Apply(l *raft.Log) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sum++
+	return f.sum
+}
+
+func (f *counterFSM) value() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sum
+}
+
+func (f *counterFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, errors.New("no snapshots") }
+func (f *counterFSM) Restore(io.ReadCloser) error        { return errors.New("no snapshots") }
+
+// TestRaftAndRPCOnOnePort runs a real 3-node raft (in-memory stores,
+// NetworkTransport over RaftLayer) while the same ports carry RPC calls and
+// a dispatch-like stream; raft elects, replicates, and never accepts a
+// connection that was not dialed as raft.
+func TestRaftAndRPCOnOnePort(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testRaftAndRPC(t, false) })
+	t.Run("tls", func(t *testing.T) { testRaftAndRPC(t, true) })
+}
+
+func testRaftAndRPC(t *testing.T, withTLS bool) {
+	const size = 3
+	cfg := testConfig(t, nil)
+	if withTLS {
+		ca := newTestCA(t)
+		cfg = tlsConfig(cfg, ca, ca.issue(t, testServerName))
+	}
+	var dialed atomic.Int64
+	nodes := make([]*node, size)
+	layers := make([]*countingLayer, size)
+	rafts := make([]*raft.Raft, size)
+	fsms := make([]*counterFSM, size)
+	transports := make([]*raft.NetworkTransport, size)
+	var servers []raft.Server
+	for i := range nodes {
+		nodes[i] = mustNode(t, cfg, "127.0.0.1:0")
+		layers[i] = &countingLayer{StreamLayer: nodes[i].mux.RaftLayer(), dialed: &dialed}
+		servers = append(servers, raft.Server{
+			ID:      raft.ServerID(fmt.Sprint("n", i)),
+			Address: raft.ServerAddress(nodes[i].addr),
+		})
+	}
+	rlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: io.Discard, Level: hclog.Error})
+	for i := range nodes {
+		transports[i] = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream:  layers[i],
+			MaxPool: 3,
+			Timeout: 5 * time.Second,
+			Logger:  rlog,
+		})
+		rc := raft.DefaultConfig()
+		rc.LocalID = servers[i].ID
+		rc.Logger = rlog
+		rc.HeartbeatTimeout = 300 * time.Millisecond
+		rc.ElectionTimeout = 300 * time.Millisecond
+		rc.LeaderLeaseTimeout = 300 * time.Millisecond
+		rc.CommitTimeout = 5 * time.Millisecond
+		store := raft.NewInmemStore()
+		fsms[i] = &counterFSM{}
+		if err := raft.BootstrapCluster(rc, store, store, raft.NewInmemSnapshotStore(), transports[i],
+			raft.Configuration{Servers: servers}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := raft.NewRaft(rc, fsms[i], store, store, raft.NewInmemSnapshotStore(), transports[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		rafts[i] = r
+	}
+	// Shut raft down before the muxes (cleanups run last-in first-out).
+	t.Cleanup(func() {
+		for i, r := range rafts {
+			within(t, 10*time.Second, "raft shutdown", func() { r.Shutdown().Error() })
+			transports[i].Close()
+		}
+	})
+
+	// RPC traffic on the same ports, all the while raft elects and
+	// replicates: unary calls between every pair and one long stream.
+	ctx, cancel := context.WithCancel(ctxT(t, 60*time.Second))
+	pool := mustPool(t, cfg)
+	var calls atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, size+1)
+	for i := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				var resp echoResp
+				err := pool.Call(ctx, nodes[i].addr, methodEcho, &echoReq{ID: uint64(i)}, &resp)
+				if err != nil {
+					if ctx.Err() == nil {
+						errc <- err
+					}
+					return
+				}
+				if resp.Req.ID != uint64(i) {
+					errc <- fmt.Errorf("wrong answer %d", resp.Req.ID)
+					return
+				}
+				calls.Add(1)
+			}
+		}()
+	}
+	s, err := pool.Open(ctx, nodes[0].addr, methodChat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat(t, s, 300)
+	s.Close()
+
+	// Raft elects a leader and replicates entries to every FSM.
+	var leader *raft.Raft
+	waitFor(t, 20*time.Second, "a leader", func() bool {
+		for _, r := range rafts {
+			if r.State() == raft.Leader {
+				leader = r
+				return true
+			}
+		}
+		return false
+	})
+	const entries = 50
+	var futures []raft.ApplyFuture
+	for i := 0; i < entries; i++ {
+		futures = append(futures, leader.Apply([]byte{byte(i)}, 10*time.Second))
+	}
+	for _, f := range futures {
+		if err := f.Error(); err != nil {
+			t.Fatalf("apply: %v", err)
+		}
+	}
+	waitFor(t, 20*time.Second, "every FSM to apply the entries", func() bool {
+		for _, f := range fsms {
+			if f.value() < entries {
+				return false
+			}
+		}
+		return true
+	})
+	// A leadership transfer exercises new raft connections while RPC runs.
+	if err := leader.LeadershipTransfer().Error(); err != nil {
+		t.Logf("leadership transfer: %v (not fatal)", err)
+	}
+
+	waitFor(t, 20*time.Second, "RPC calls to flow", func() bool { return calls.Load() >= 100 })
+	cancel()
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatalf("RPC during raft: %v", err)
+	}
+
+	// Every connection raft accepted was dialed by a raft transport: the
+	// RPC sessions (and the test's pool) never reached raft's Accept.
+	waitFor(t, 10*time.Second, "raft accepts to match raft dials", func() bool {
+		var acc int64
+		for _, l := range layers {
+			acc += l.accepted.Load()
+		}
+		return acc == dialed.Load()
+	})
+	var acc int64
+	for _, l := range layers {
+		acc += l.accepted.Load()
+	}
+	var rpcConns int64
+	for _, n := range nodes {
+		rpcConns += n.ln.accepted.Load()
+	}
+	t.Logf("raft dialed %d, accepted %d; node ports accepted %d connections in all; %d RPC calls",
+		dialed.Load(), acc, rpcConns, calls.Load())
+	if rpcConns != acc+size {
+		t.Fatalf("ports accepted %d connections, want %d raft + %d RPC sessions", rpcConns, acc, size)
+	}
+}
