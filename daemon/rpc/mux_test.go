@@ -286,4 +286,3 @@ func TestKeepaliveDetectsPartition(t *testing.T) {
 		return p.Call(cctx, addr, methodEcho, &echoReq{}, nil) == nil
 	})
 }
-

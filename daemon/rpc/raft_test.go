@@ -60,7 +60,7 @@ func (f *counterFSM) value() int {
 }
 
 func (f *counterFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, errors.New("no snapshots") }
-func (f *counterFSM) Restore(io.ReadCloser) error        { return errors.New("no snapshots") }
+func (f *counterFSM) Restore(io.ReadCloser) error         { return errors.New("no snapshots") }
 
 // TestRaftAndRPCOnOnePort runs a real 3-node raft (in-memory stores,
 // NetworkTransport over RaftLayer) while the same ports carry RPC calls and
