@@ -121,6 +121,9 @@ func TestUnknownMethod(t *testing.T) {
 	if err := p.Call(ctx, n.addr, methodEcho, &echoReq{}, nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := p.Call(ctx, n.addr, MethodPing, &Ping{}, &Ping{}); err != nil {
+		t.Fatalf("built-in ping: %v", err)
+	}
 	if got := n.ln.accepted.Load(); got != 1 {
 		t.Fatalf("%d connections, want 1", got)
 	}

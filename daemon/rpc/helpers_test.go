@@ -24,6 +24,7 @@ const (
 	methodError   Method = 102 // unary: returns the error named in the request
 	methodChat    Method = 103 // stream: interleaved sends and receives
 	methodPanic   Method = 104 // unary: panics
+	methodSink    Method = 105 // stream: counts messages until EOF, answers the count
 	methodUnknown Method = 199 // never registered
 )
 
@@ -183,6 +184,20 @@ func registerTestHandlers(srv *Server) {
 		}
 	}))
 	srv.Handle(methodChat, chatHandler)
+	srv.Handle(methodSink, func(ctx context.Context, s *Stream) error {
+		var n uint64
+		var m echoReq
+		for {
+			err := s.Recv(&m)
+			if err == io.EOF {
+				return s.Send(&echoResp{Req: echoReq{ID: n}})
+			}
+			if err != nil {
+				return err
+			}
+			n++
+		}
+	})
 	srv.Handle(methodPanic, Unary(func(ctx context.Context, req *echoReq) (*echoResp, error) {
 		panic("boom")
 	}))

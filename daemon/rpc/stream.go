@@ -94,6 +94,7 @@ func (s *Stream) Recv(v any) error {
 		return err
 	}
 	kind, body, err := s.f.readFrame()
+	defer s.f.release()
 	if err != nil {
 		return s.ioErr("recv", err)
 	}
