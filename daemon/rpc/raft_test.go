@@ -15,19 +15,50 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// countingLayer counts the connections raft dials and accepts: if accepts
-// equal dials, raft's Accept never saw a connection that was not dialed as
-// raft.
+// addrSet is a goroutine-safe set of connection addresses.
+type addrSet struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func (a *addrSet) add(addr net.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[string]bool{}
+	}
+	a.m[addr.String()] = true
+}
+
+func (a *addrSet) list() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var l []string
+	for k := range a.m {
+		l = append(l, k)
+	}
+	return l
+}
+
+func (a *addrSet) has(addr string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.m[addr]
+}
+
+// countingLayer records the local address of every connection raft dials
+// and the remote address of every connection raft accepts, so the test can
+// check that raft accepted only connections that raft dialed.
 type countingLayer struct {
 	raft.StreamLayer
-	dialed   *atomic.Int64
-	accepted atomic.Int64
+	dialed   *addrSet
+	accepted *addrSet
 }
 
 func (l *countingLayer) Dial(a raft.ServerAddress, d time.Duration) (net.Conn, error) {
 	c, err := l.StreamLayer.Dial(a, d)
 	if err == nil {
-		l.dialed.Add(1)
+		l.dialed.add(c.LocalAddr())
 	}
 	return c, err
 }
@@ -35,7 +66,7 @@ func (l *countingLayer) Dial(a raft.ServerAddress, d time.Duration) (net.Conn, e
 func (l *countingLayer) Accept() (net.Conn, error) {
 	c, err := l.StreamLayer.Accept()
 	if err == nil {
-		l.accepted.Add(1)
+		l.accepted.add(c.RemoteAddr())
 	}
 	return c, err
 }
@@ -78,7 +109,7 @@ func testRaftAndRPC(t *testing.T, withTLS bool) {
 		ca := newTestCA(t)
 		cfg = tlsConfig(cfg, ca, ca.issue(t, testServerName))
 	}
-	var dialed atomic.Int64
+	var dialed, accepted addrSet
 	nodes := make([]*node, size)
 	layers := make([]*countingLayer, size)
 	rafts := make([]*raft.Raft, size)
@@ -87,7 +118,7 @@ func testRaftAndRPC(t *testing.T, withTLS bool) {
 	var servers []raft.Server
 	for i := range nodes {
 		nodes[i] = mustNode(t, cfg, "127.0.0.1:0")
-		layers[i] = &countingLayer{StreamLayer: nodes[i].mux.RaftLayer(), dialed: &dialed}
+		layers[i] = &countingLayer{StreamLayer: nodes[i].mux.RaftLayer(), dialed: &dialed, accepted: &accepted}
 		servers = append(servers, raft.Server{
 			ID:      raft.ServerID(fmt.Sprint("n", i)),
 			Address: raft.ServerAddress(nodes[i].addr),
@@ -120,11 +151,22 @@ func testRaftAndRPC(t *testing.T, withTLS bool) {
 		}
 		rafts[i] = r
 	}
-	// Shut raft down before the muxes (cleanups run last-in first-out).
+	// Shut raft down before the muxes (cleanups run last-in first-out),
+	// all nodes at once as raft's own test cluster does: a node that stays
+	// up while a peer's raft has stopped can fill its replication pipeline
+	// to that peer, and raft v1.7.3 then blocks in Shutdown.
 	t.Cleanup(func() {
+		futures := make([]raft.Future, len(rafts))
 		for i, r := range rafts {
-			within(t, 10*time.Second, "raft shutdown", func() { r.Shutdown().Error() })
-			transports[i].Close()
+			futures[i] = r.Shutdown()
+		}
+		within(t, 20*time.Second, "raft shutdown", func() {
+			for _, f := range futures {
+				f.Error()
+			}
+		})
+		for _, tr := range transports {
+			tr.Close()
 		}
 	})
 
@@ -206,19 +248,31 @@ func testRaftAndRPC(t *testing.T, withTLS bool) {
 		t.Fatalf("RPC during raft: %v", err)
 	}
 
-	// Every connection raft accepted was dialed by a raft transport: the
-	// RPC sessions (and the test's pool) never reached raft's Accept.
-	waitFor(t, 10*time.Second, "raft accepts to match raft dials", func() bool {
-		var acc int64
-		for _, l := range layers {
-			acc += l.accepted.Load()
+	// Every connection raft accepted was dialed by a raft transport, and
+	// none of them is one of the pool's RPC sessions.
+	rpcAddrs := map[string]bool{}
+	pool.mu.Lock()
+	for _, e := range pool.conns {
+		if e.sess != nil {
+			rpcAddrs[e.sess.ys.LocalAddr().String()] = true
 		}
-		return acc == dialed.Load()
-	})
-	var rpcConns int64
-	for _, n := range nodes {
-		rpcConns += n.ln.accepted.Load()
 	}
-	t.Logf("raft dialed and accepted %d connections; node ports accepted %d in all; %d RPC calls",
-		dialed.Load(), rpcConns, calls.Load())
+	pool.mu.Unlock()
+	if len(rpcAddrs) == 0 {
+		t.Fatal("no RPC sessions recorded")
+	}
+	acc := accepted.list()
+	for _, a := range acc {
+		if rpcAddrs[a] {
+			t.Fatalf("raft accepted the RPC session from %s", a)
+		}
+		// A dial may still be returning on the other side.
+		waitFor(t, 5*time.Second, "raft to have dialed "+a, func() bool { return dialed.has(a) })
+	}
+	var portConns int64
+	for _, n := range nodes {
+		portConns += n.ln.accepted.Load()
+	}
+	t.Logf("raft accepted %d connections, all dialed by raft; %d RPC sessions; node ports accepted %d in all; %d RPC calls",
+		len(acc), len(rpcAddrs), portConns, calls.Load())
 }

@@ -18,7 +18,9 @@ import (
 // A nil return ends the stream cleanly (the caller's Recv sees io.EOF); an
 // error is sent to the caller as an error frame (see RegisterError). The
 // handler must return soon after ctx is cancelled: Server.Close and
-// Mux.Close wait for it.
+// Mux.Close wait for it. The caller closing its side shows up only in Recv
+// (io.EOF, or an error if it aborted), so a handler that mostly sends should
+// keep a Recv running to notice it.
 type StreamHandler func(ctx context.Context, s *Stream) error
 
 // Server serves the streams of RPC sessions (from a Mux, and in-process
