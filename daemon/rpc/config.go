@@ -143,8 +143,10 @@ func (c *Config) yamuxConfig(logger hclog.Logger, keepAlive bool) *yamux.Config 
 		KeepAliveInterval:      c.KeepAliveInterval,
 		ConnectionWriteTimeout: c.ConnectionWriteTimeout,
 		MaxStreamWindowSize:    256 * 1024,
-		StreamOpenTimeout:      c.HandshakeTimeout + c.ConnectionWriteTimeout,
-		StreamCloseTimeout:     c.StreamCloseTimeout,
+		// No per-stream open timer: keepalives already detect a dead peer,
+		// and a timer and goroutine per call are measurable.
+		StreamOpenTimeout:  0,
+		StreamCloseTimeout: c.StreamCloseTimeout,
 		Logger: logger.Named("yamux").StandardLogger(&hclog.StandardLoggerOptions{
 			InferLevels: true,
 		}),

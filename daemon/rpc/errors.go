@@ -50,7 +50,6 @@ const (
 	codeUnknownMethod = "unknown_method"
 	codeFrameTooLarge = "frame_too_large"
 	codeBadFrame      = "bad_frame"
-	codeClosed        = "closed"
 )
 
 // RemoteError is an error a peer's handler (or the peer's server) returned,
@@ -98,7 +97,6 @@ func init() {
 	RegisterError(codeUnknownMethod, ErrUnknownMethod)
 	RegisterError(codeFrameTooLarge, ErrFrameTooLarge)
 	RegisterError(codeBadFrame, ErrBadFrame)
-	RegisterError(codeClosed, ErrClosed)
 }
 
 // RegisterError makes sentinel travel across the wire as code: a handler

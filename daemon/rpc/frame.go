@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 )
@@ -64,6 +65,28 @@ var msgpackHandle = func() *codec.MsgpackHandle {
 	return h
 }()
 
+// Encoders, decoders and buffers are pooled: a call's streams live for one
+// round trip, and a codec Encoder or Decoder is costly to build.
+var (
+	encPool = sync.Pool{New: func() any { return codec.NewEncoderBytes(&[]byte{}, msgpackHandle) }}
+	decPool = sync.Pool{New: func() any { return codec.NewDecoderBytes(nil, msgpackHandle) }}
+	bufPool = sync.Pool{New: func() any { return new([]byte) }}
+)
+
+// getBuf returns an empty pooled buffer.
+func getBuf() []byte {
+	return (*bufPool.Get().(*[]byte))[:0]
+}
+
+// putBuf returns a buffer to the pool unless it grew past keepBufBytes.
+func putBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > keepBufBytes {
+		return
+	}
+	b = b[:0]
+	bufPool.Put(&b)
+}
+
 // framer writes and reads frames on one stream. Writes and reads may run
 // concurrently with each other, but writes must be serialised by the caller,
 // as must reads.
@@ -71,22 +94,13 @@ type framer struct {
 	r   io.Reader
 	max int
 
-	wbuf []byte
-	enc  *codec.Encoder
-
 	hdr  [4]byte
-	rbuf []byte
-	dec  *codec.Decoder
+	rbuf []byte // pooled; the last frame's body lives here until release
 }
 
 // newFramer returns a framer reading from r, bounded by max bytes a frame.
 func newFramer(r io.Reader, max int) *framer {
-	return &framer{
-		r:   r,
-		max: max,
-		enc: codec.NewEncoderBytes(new([]byte), msgpackHandle),
-		dec: codec.NewDecoderBytes(nil, msgpackHandle),
-	}
+	return &framer{r: r, max: max}
 }
 
 // appendFrame appends one frame of the given kind carrying v to dst. It
@@ -97,8 +111,11 @@ func (f *framer) appendFrame(dst []byte, kind frameKind, v any) ([]byte, error) 
 	// Encode straight after the header when dst has room; the encoder
 	// appends, so it may move to a new array, in which case we copy.
 	body := dst[len(dst):len(dst):cap(dst)]
-	f.enc.ResetBytes(&body)
-	if err := f.enc.Encode(v); err != nil {
+	enc := encPool.Get().(*codec.Encoder)
+	enc.ResetBytes(&body)
+	err := enc.Encode(v)
+	encPool.Put(enc)
+	if err != nil {
 		return dst[:start], fmt.Errorf("encode %s frame: %w", kind, err)
 	}
 	if len(body) > 0 && cap(dst) > len(dst) && &dst[:cap(dst)][len(dst)] == &body[0] {
@@ -115,21 +132,19 @@ func (f *framer) appendFrame(dst []byte, kind frameKind, v any) ([]byte, error) 
 }
 
 // writeFrames writes frames built by build in one Write on w.
+// The buffer is pooled: w must not keep it after Write returns (a yamux
+// stream copies what it has not sent when a write fails).
 func (f *framer) writeFrames(w io.Writer, build func(dst []byte) ([]byte, error)) error {
-	buf, err := build(f.wbuf[:0])
-	if err != nil {
-		return err
+	buf, err := build(getBuf())
+	if err == nil {
+		_, err = w.Write(buf)
 	}
-	_, err = w.Write(buf)
-	if cap(buf) <= keepBufBytes {
-		f.wbuf = buf[:0]
-	} else {
-		f.wbuf = nil
-	}
+	putBuf(buf)
 	return err
 }
 
-// readFrame reads the next frame. The body is valid until the next call. A
+// readFrame reads the next frame. The body is valid until release or the
+// next readFrame. A
 // clean end of stream before a frame is io.EOF; an end inside a frame is
 // io.ErrUnexpectedEOF. A length over the limit fails with ErrFrameTooLarge
 // before anything is allocated or read for the body.
@@ -146,8 +161,11 @@ func (f *framer) readFrame() (frameKind, []byte, error) {
 	}
 	var buf []byte
 	if n <= keepBufBytes {
+		if f.rbuf == nil {
+			f.rbuf = getBuf()
+		}
 		if uint32(cap(f.rbuf)) < n {
-			f.rbuf = make([]byte, max(n, 4096))
+			f.rbuf = make([]byte, max(n, 512))
 		}
 		buf = f.rbuf[:n]
 	} else {
@@ -162,14 +180,26 @@ func (f *framer) readFrame() (frameKind, []byte, error) {
 	return frameKind(buf[0]), buf[1:], nil
 }
 
+// release hands the read buffer back to the pool; the last body is invalid
+// afterwards.
+func (f *framer) release() {
+	if f.rbuf != nil {
+		putBuf(f.rbuf)
+		f.rbuf = nil
+	}
+}
+
 // decode decodes a frame body into v; a nil v discards it. Decoded []byte
 // and string values are copies: the body may be reused.
 func (f *framer) decode(body []byte, v any) error {
 	if v == nil {
 		return nil
 	}
-	f.dec.ResetBytes(body)
-	if err := f.dec.Decode(v); err != nil {
+	dec := decPool.Get().(*codec.Decoder)
+	dec.ResetBytes(body)
+	err := dec.Decode(v)
+	decPool.Put(dec)
+	if err != nil {
 		return fmt.Errorf("%w: decode: %w", ErrBadFrame, err)
 	}
 	return nil

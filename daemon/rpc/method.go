@@ -8,11 +8,13 @@ import "strconv"
 type Method uint8
 
 // The node-to-node methods. The daemon registers a handler for each on its
-// Server; the transport itself gives them no meaning.
+// Server (except MethodPing, which is built in); the transport itself gives
+// them no meaning.
 const (
 	// MethodInvalid is the zero Method; no handler can be registered for it.
 	MethodInvalid Method = 0
-	// MethodPing checks that a peer's RPC server answers.
+	// MethodPing checks that a peer's RPC server answers; every Server
+	// answers it (a Ping for a Ping).
 	MethodPing Method = 1
 	// MethodForward carries writes a follower forwards to the leader.
 	MethodForward Method = 2

@@ -242,7 +242,6 @@ func (p *Pool) connect(ctx context.Context, addr string) (*session, error) {
 	}
 	if err != nil {
 		ys.Close()
-		<-pinged
 		return nil, fmt.Errorf("session handshake: %w", err)
 	}
 	return sess, nil

@@ -18,7 +18,9 @@ import (
 // A nil return ends the stream cleanly (the caller's Recv sees io.EOF); an
 // error is sent to the caller as an error frame (see RegisterError). The
 // handler must return soon after ctx is cancelled: Server.Close and
-// Mux.Close wait for it.
+// Mux.Close wait for it. The caller closing its side shows up only in Recv
+// (io.EOF, or an error if it aborted), so a handler that mostly sends should
+// keep a Recv running to notice it.
 type StreamHandler func(ctx context.Context, s *Stream) error
 
 // Server serves the streams of RPC sessions (from a Mux, and in-process
@@ -40,25 +42,32 @@ type Server struct {
 	wg       sync.WaitGroup
 }
 
-// NewServer returns a Server with no handlers.
+// Ping is the request and the answer of MethodPing.
+type Ping struct{}
+
+// NewServer returns a Server whose only handler is the built-in
+// MethodPing, which answers a Ping with a Ping.
 func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		cfg:      cfg,
 		logger:   cfg.logger(),
 		ctx:      ctx,
 		cancel:   cancel,
 		handlers: map[Method]StreamHandler{},
 		sessions: map[*session]struct{}{},
-	}, nil
+	}
+	s.Handle(MethodPing, Unary(func(context.Context, *Ping) (*Ping, error) { return &Ping{}, nil }))
+	return s, nil
 }
 
 // Handle registers h for method m. It may be called while the server is
 // serving; a stream for m opened before that gets ErrUnknownMethod. Handle
-// panics on MethodInvalid, a nil handler, or a method registered twice.
+// panics on MethodInvalid, a nil handler, or a method registered twice
+// (MethodPing is registered by NewServer).
 func (s *Server) Handle(m Method, h StreamHandler) {
 	if m == MethodInvalid || h == nil {
 		panic("rpc: Handle needs a valid method and a handler")
@@ -259,6 +268,7 @@ func (s *Server) serveStream(ctx context.Context, ss *session, ys *yamux.Stream)
 	} else {
 		err = st.f.decode(body, &of)
 	}
+	st.f.release()
 	if err != nil {
 		s.logger.Warn("refused rpc stream", "remote", ss.peer, "error", err)
 		st.sendError(err)

@@ -68,6 +68,9 @@ func (s *Stream) Peer() string { return s.peer }
 func (s *Stream) Send(v any) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if err := s.aborted("send"); err != nil {
+		return err
+	}
 	err := s.f.writeFrames(s.conn, func(dst []byte) ([]byte, error) {
 		return s.f.appendFrame(dst, kindData, v)
 	})
@@ -87,9 +90,18 @@ func (s *Stream) Recv(v any) error {
 	if re := s.remote.Load(); re != nil {
 		return re
 	}
+	if err := s.aborted("recv"); err != nil {
+		return err
+	}
 	kind, body, err := s.f.readFrame()
+	defer s.f.release()
 	if err != nil {
 		return s.ioErr("recv", err)
+	}
+	// A frame read while Close or ctx raced with it is not delivered: once
+	// either happened, Recv reports it.
+	if err := s.aborted("recv"); err != nil {
+		return err
 	}
 	switch kind {
 	case kindData:
@@ -150,14 +162,23 @@ func (s *Stream) watchCtx(ctx context.Context) {
 	})
 }
 
-// ioErr classifies an I/O error on the stream, in the order that explains
-// it best: our ctx, our Close, a dead or dropped session, the peer, framing.
-func (s *Stream) ioErr(op string, err error) error {
+// aborted returns the error for a stream this side closed or whose ctx
+// ended, or nil.
+func (s *Stream) aborted(op string) error {
 	if p := s.ctxErr.Load(); p != nil {
 		return fmt.Errorf("rpc %s %s %s: %w", s.method, op, s.peer, *p)
 	}
 	if s.closed.Load() {
 		return fmt.Errorf("rpc %s %s %s: stream %w", s.method, op, s.peer, ErrClosed)
+	}
+	return nil
+}
+
+// ioErr classifies an I/O error on the stream, in the order that explains
+// it best: our ctx, our Close, a dead or dropped session, the peer, framing.
+func (s *Stream) ioErr(op string, err error) error {
+	if err := s.aborted(op); err != nil {
+		return err
 	}
 	if s.sess.gone() {
 		return fmt.Errorf("rpc %s %s %s: %w: %w", s.method, op, s.peer, ErrConnLost, s.sess.cause())
