@@ -59,3 +59,24 @@ func TestClaimableIsADryRunOfClaim(t *testing.T) {
 		})
 	}
 }
+
+// TestLeaseEventsCountOutsideEnds: the lease-event number moves with every
+// command that can end or cancel a running lease from outside, and only
+// with those, so a lease holder can skip re-checking its leases.
+func TestLeaseEventsCountOutsideEnds(t *testing.T) {
+	h := newHarness(t)
+	ids := h.submit(Spec{Plugin: "p"}, Spec{Plugin: "p"})
+	l := h.claim("n1", "p", 2)
+	if err := h.report("n1", l[0], OutcomeSucceeded, ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.s.LeaseEvents(); n != 0 {
+		t.Fatalf("submit, claim and report moved lease events to %d", n)
+	}
+	for i, c := range []Command{&Cancel{ID: ids[1]}, &FailNode{Node: "n1"}, &ExpireLeases{}} {
+		h.one(c)
+		if n := h.s.LeaseEvents(); n != uint64(i+1) {
+			t.Fatalf("after %T lease events = %d, want %d", c, n, i+1)
+		}
+	}
+}

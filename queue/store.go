@@ -45,6 +45,9 @@ type Store struct {
 	mu    sync.RWMutex
 	st    *state
 	watch chan struct{}
+	// leaseEvents counts applied commands that can end or cancel a running
+	// lease other than by its own report (see LeaseEvents).
+	leaseEvents uint64
 }
 
 // New returns an empty store.
@@ -63,6 +66,7 @@ func (s *Store) Apply(index uint64, data []byte) ([]Result, error) {
 		return nil, err
 	}
 	res := s.st.applyEntry(index, e)
+	s.countLeaseEvents(e.Cmds)
 	s.notifyLocked()
 	return res, nil
 }
@@ -75,8 +79,31 @@ func (s *Store) ApplyEntry(index uint64, e Entry) []Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	res := s.st.applyEntry(index, e)
+	s.countLeaseEvents(e.Cmds)
 	s.notifyLocked()
 	return res
+}
+
+// countLeaseEvents counts the commands that can end or cancel a running
+// lease from outside (a cancel, a failed node, an expiry).
+func (s *Store) countLeaseEvents(cmds []Command) {
+	for _, c := range cmds {
+		switch c.Kind() {
+		case KindCancel, KindFailNode, KindExpireLeases:
+			s.leaseEvents++
+		}
+	}
+}
+
+// LeaseEvents returns a number that changes whenever a command that can
+// cancel or end a running lease from outside (Cancel, FailNode,
+// ExpireLeases) has been applied since the store was made. A holder of
+// leases needs to re-check them only when it changed. It is local to this
+// store (not replicated, reset by a restart).
+func (s *Store) LeaseEvents() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.leaseEvents
 }
 
 // notifyLocked wakes every Watch waiter and arms a fresh channel.

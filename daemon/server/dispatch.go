@@ -80,6 +80,10 @@ type session struct {
 	// those it has already been told to stop.
 	held    map[string]uint64
 	aborted map[string]uint64
+	// checked is the store's LeaseEvents when held was last checked for
+	// aborts; checkedAll is false while a lease in held is unchecked.
+	checked    uint64
+	checkedAll bool
 }
 
 func newSession(s *Server, hello *rpc.Hello, st Stream, cancel context.CancelFunc) *session {
@@ -142,6 +146,7 @@ func (ss *session) welcome(ctx context.Context) (*rpc.Down, error) {
 		for _, l := range ss.hello.Running {
 			ss.held[l.ID] = l.Token
 		}
+		ss.checkedAll = false
 		for _, a := range res.Abort {
 			ss.aborted[a.ID] = a.Token
 		}
@@ -350,8 +355,16 @@ func (ss *session) grant(ctx context.Context, leases []queue.Lease) {
 // cancelled, re-leased elsewhere or removed (heartbeats would tell it too,
 // but only every third of the lease TTL).
 func (ss *session) pushAborts(ctx context.Context) {
+	events := ss.srv.store.LeaseEvents()
 	var aborts []queue.Abort
 	ss.mu.Lock()
+	if ss.checkedAll && events == ss.checked {
+		// Nothing that could cancel or end a lease happened since the
+		// last check: on a busy leader this check runs at every entry.
+		ss.mu.Unlock()
+		return
+	}
+	ss.checked, ss.checkedAll = events, true
 	for id, token := range ss.held {
 		if ss.aborted[id] == token {
 			continue
