@@ -76,10 +76,11 @@ type Worker struct {
 	running map[string]*runningJob // by job ID
 	perPlug map[string]int         // slots taken per plugin (running + unacknowledged)
 	freed   chan struct{}          // closed (and replaced) when slots change
-	// pending are finished attempts not yet acknowledged by a leader, in
-	// the order they finished; sent holds those sent on the current stream.
-	pending []queue.Report
-	plugOf  map[queue.LeaseRef]string // plugin of each pending report
+	// pending are finished attempts not yet acknowledged by a leader;
+	// unsent are those not yet sent on the current stream (all of them
+	// when a stream starts).
+	pending map[queue.LeaseRef]finished
+	unsent  []queue.Report
 
 	finished chan finished
 	// runCtx is Run's context: jobs end with it, not with a stream.
@@ -128,7 +129,7 @@ func New(cfg Config, plugins Plugins, leader Leader, logs *Logs) *Worker {
 		cfg: cfg, plugins: plugins, leader: leader, logs: logs, logger: cfg.Logger,
 		running:  map[string]*runningJob{},
 		perPlug:  map[string]int{},
-		plugOf:   map[queue.LeaseRef]string{},
+		pending:  map[queue.LeaseRef]finished{},
 		freed:    make(chan struct{}),
 		finished: make(chan finished, 4096),
 	}
@@ -166,8 +167,8 @@ func (w *Worker) collect(ctx context.Context) {
 		select {
 		case f := <-w.finished:
 			w.mu.Lock()
-			w.pending = append(w.pending, f.report)
-			w.plugOf[queue.LeaseRef{ID: f.report.ID, Token: f.report.Token}] = f.plugin
+			w.pending[queue.LeaseRef{ID: f.report.ID, Token: f.report.Token}] = f
+			w.unsent = append(w.unsent, f.report)
 			w.signalLocked()
 			w.mu.Unlock()
 		case <-ctx.Done():
@@ -206,6 +207,14 @@ func (w *Worker) session(ctx context.Context, st Stream, restarted bool) (welcom
 		return false, errors.New("dispatch stream: the leader did not answer the hello")
 	}
 	s := &stream{w: w, st: st, seen: map[string]uint64{}, inflight: map[uint64][]queue.Report{}}
+	w.mu.Lock()
+	// Nothing unacknowledged is known to the new leader: send it all again
+	// (a duplicate is rejected by its fencing token and changes nothing).
+	w.unsent = w.unsent[:0]
+	for _, f := range w.pending {
+		w.unsent = append(w.unsent, f.report)
+	}
+	w.mu.Unlock()
 	s.countLeases(first.Leases)
 	w.handle(&first)
 	errc := make(chan error, 1)
@@ -294,34 +303,24 @@ func (s *stream) send(ctx context.Context, errc <-chan error) error {
 	}
 }
 
-// sendReports sends the finished attempts not yet sent on this stream.
+// sendReports sends the finished attempts not yet sent on this stream, in
+// one batch.
 func (s *stream) sendReports() error {
 	w := s.w
 	w.mu.Lock()
-	s.mu.Lock()
-	var batch []queue.Report
-	sentIDs := map[string]bool{}
-	for _, b := range s.inflight {
-		for _, r := range b {
-			sentIDs[r.ID] = true
-		}
-	}
-	for _, r := range w.pending {
-		if !sentIDs[r.ID] && len(batch) < maxReportBatch {
-			batch = append(batch, r)
-		}
-	}
-	var seq uint64
-	if len(batch) > 0 {
-		s.nextSeq++
-		seq = s.nextSeq
-		s.inflight[seq] = batch
-	}
-	s.mu.Unlock()
-	w.mu.Unlock()
-	if len(batch) == 0 {
+	n := min(len(w.unsent), maxReportBatch)
+	if n == 0 {
+		w.mu.Unlock()
 		return nil
 	}
+	batch := w.unsent[:n:n]
+	w.unsent = w.unsent[n:]
+	w.mu.Unlock()
+	s.mu.Lock()
+	s.nextSeq++
+	seq := s.nextSeq
+	s.inflight[seq] = batch
+	s.mu.Unlock()
 	if err := s.st.Send(&rpc.Up{Reports: batch, Seq: seq}); err != nil {
 		return fmt.Errorf("send reports: %w", err)
 	}
@@ -461,24 +460,18 @@ func (w *Worker) release(batch []queue.Report) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	done := map[string]uint64{}
 	for _, r := range batch {
-		done[r.ID] = r.Token
 		ref := queue.LeaseRef{ID: r.ID, Token: r.Token}
-		w.perPlug[w.plugOf[ref]]--
-		delete(w.plugOf, ref)
+		f, ok := w.pending[ref]
+		if !ok {
+			continue // acknowledged twice (sent again on a new stream)
+		}
+		delete(w.pending, ref)
+		w.perPlug[f.plugin]--
 		if rj, ok := w.running[r.ID]; ok && rj.lease.Token == r.Token {
 			delete(w.running, r.ID)
 		}
 	}
-	kept := w.pending[:0]
-	for _, r := range w.pending {
-		if tok, ok := done[r.ID]; !ok || tok != r.Token {
-			kept = append(kept, r)
-		}
-	}
-	clear(w.pending[len(kept):])
-	w.pending = kept
 	w.signalLocked()
 }
 
