@@ -68,6 +68,12 @@ func commands(m Meta) map[string]cli.CommandFactory {
 		"queue pause":  cmd(&QueuePauseCommand{Meta: m, pause: true}),
 		"queue resume": cmd(&QueuePauseCommand{Meta: m}),
 
+		"periodic":         cmd(&groupCommand{synopsis: "Jobs on a cron schedule", help: periodicHelp}),
+		"periodic list":    cmd(&PeriodicListCommand{Meta: m}),
+		"periodic apply":   cmd(&PeriodicApplyCommand{Meta: m}),
+		"periodic delete":  cmd(&PeriodicDeleteCommand{Meta: m}),
+		"periodic run-now": cmd(&PeriodicRunCommand{Meta: m}),
+
 		"members": cmd(&MembersCommand{Meta: m}),
 
 		"operator":                  cmd(&groupCommand{synopsis: "Cluster operator tools", help: operatorHelp}),

@@ -2,6 +2,7 @@ package command
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -149,6 +150,11 @@ func (c *JobSubmitCommand) submitWait(limit time.Duration) time.Duration {
 
 // readPayload resolves PAYLOAD, @FILE or - to JSON bytes.
 func (c *JobSubmitCommand) readPayload(arg string) (json.RawMessage, error) {
+	return readPayload(&c.Meta, arg)
+}
+
+// readPayload resolves PAYLOAD, @FILE or - to JSON bytes (see payloadJSON).
+func readPayload(c *Meta, arg string) (json.RawMessage, error) {
 	var b []byte
 	switch {
 	case arg == "-":
@@ -166,16 +172,41 @@ func (c *JobSubmitCommand) readPayload(arg string) (json.RawMessage, error) {
 	default:
 		b = []byte(arg)
 	}
-	return payloadJSON(b), nil
+	return payloadJSON(b)
 }
 
-// payloadJSON returns b when it is JSON, else b as a JSON string.
-func payloadJSON(b []byte) json.RawMessage {
-	if trimmed := strings.TrimSpace(string(b)); trimmed != "" && json.Valid([]byte(trimmed)) {
-		return json.RawMessage(trimmed)
+// payloadJSON returns b when it is JSON, else b as a JSON string. A
+// payload that starts with { or [ is meant as JSON: when it does not parse
+// the error says where it breaks instead of sending it as a string.
+func payloadJSON(b []byte) (json.RawMessage, error) {
+	trimmed := strings.TrimSpace(string(b))
+	if trimmed != "" && json.Valid([]byte(trimmed)) {
+		return json.RawMessage(trimmed), nil
+	}
+	if strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[") {
+		return nil, jsonPayloadError(trimmed)
 	}
 	s, _ := json.Marshal(string(b)) // cannot fail for a string
-	return s
+	return s, nil
+}
+
+// jsonPayloadError describes where a JSON payload breaks: the byte offset,
+// the text around it and a caret under the spot.
+func jsonPayloadError(s string) error {
+	var v any
+	err := json.Unmarshal([]byte(s), &v)
+	off := len(s)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		off = int(se.Offset)
+	}
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if err.Error() == "unexpected end of JSON input" {
+		msg = "it ends before the JSON is complete (a missing } or ]?)"
+	}
+	start := max(0, off-30)
+	frag := s[start:min(len(s), off)]
+	return fmt.Errorf("payload starts with %q but is not valid JSON at byte %d: %s: %s <-- here (quote it differently, or use @FILE)", s[:1], off, msg, strings.TrimSpace(frag))
 }
 
 // kvFlag collects repeated -flag k=v values.
