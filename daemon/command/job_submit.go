@@ -1,6 +1,7 @@
 package command
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -186,8 +187,7 @@ func payloadJSON(b []byte) (json.RawMessage, error) {
 	if strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[") {
 		return nil, jsonPayloadError(trimmed)
 	}
-	s, _ := json.Marshal(string(b)) // cannot fail for a string
-	return s, nil
+	return jsonString(string(b)), nil
 }
 
 // jsonPayloadError describes where a JSON payload breaks: the byte offset,
@@ -224,4 +224,14 @@ func (f *kvFlag) Set(s string) error {
 	}
 	(*f)[k] = v
 	return nil
+}
+
+// jsonString encodes s as a JSON string without HTML escaping (& < > stay
+// as written).
+func jsonString(s string) json.RawMessage {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // cannot fail for a string
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
