@@ -197,7 +197,7 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, context.C
 			cancel()
 			return nil, nil, fmt.Errorf("encode request: %w", err)
 		}
-		body = &buf
+		body = bytes.NewReader(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
 	if err != nil {
