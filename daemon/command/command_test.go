@@ -197,7 +197,7 @@ func TestJobStatusAndList(t *testing.T) {
 	}
 
 	expect(t, f.cli("job", "status", "nope"), 1, nil, []string{"error: job nope not found"})
-	expect(t, f.cli("job", "status"), 1, nil, []string{"error: expected ID, got 0", "Usage: corral job status"})
+	expect(t, f.cli("job", "status"), 1, nil, []string{"error: expected ID, got 0", "usage: corral job status [options] ID (see corral job status -h)"})
 
 	r = f.cli("job", "list", "-state", "failed", "-queue", "default")
 	expect(t, r, 0, []string{"ID", "Queue", "State", "01FAIL", "3/25"}, nil)
@@ -247,7 +247,7 @@ func TestClusterCommands(t *testing.T) {
 	if !f.paused["mail"] || f.paused["jobs"] {
 		t.Errorf("paused = %v", f.paused)
 	}
-	expect(t, f.cli("queue", "pause"), 1, nil, []string{"expected QUEUE", "Usage: corral queue pause"})
+	expect(t, f.cli("queue", "pause"), 1, nil, []string{"expected QUEUE", "(see corral queue pause -h)"})
 
 	r = f.cli("members")
 	expect(t, r, 0, []string{"node-1", "10.0.0.1:4782", "alive", "role=server,zone=a", "failed"}, nil)
@@ -309,13 +309,31 @@ func TestClientFlagsAndErrors(t *testing.T) {
 	r = runCLI(t, map[string]string{}, "", false, "status", "-address", "ftp://x")
 	expect(t, r, 1, nil, []string{"error: bad address", "set -address"})
 
-	// Bad flags: the usage on stderr, exit 1.
+	// Bad flags: one line naming the flag and the form, exit 1.
+	oneLineErr := func(r cliResult) {
+		t.Helper()
+		if strings.Count(r.stderr, "\n") != 1 || strings.Contains(r.stderr, "Usage:") {
+			t.Errorf("usage error is not one line: %q", r.stderr)
+		}
+	}
 	r = f.cli("job", "submit", "-bogus", "echo")
-	expect(t, r, 1, nil, []string{"flag provided but not defined: -bogus", "Usage: corral job submit"})
+	expect(t, r, 1, nil, []string{"error: unknown flag -bogus (see corral job submit -h)"})
+	oneLineErr(r)
 	r = f.cli("job", "submit", "-delay", "soon", "echo")
-	expect(t, r, 1, nil, []string{"invalid value \"soon\" for flag -delay", "Usage: corral job submit"})
+	expect(t, r, 1, nil, []string{`-delay="soon": want a duration with a unit, such as 5s`, "(see corral job submit -h)"})
+	oneLineErr(r)
+	r = f.cli("job", "submit", "-delay", "5", "echo")
+	expect(t, r, 1, nil, []string{`-delay="5"`, "did you mean 5s?"})
+	oneLineErr(r)
+	r = f.cli("job", "submit", "-priority", "high", "echo")
+	expect(t, r, 1, nil, []string{`-priority="high": want a whole number`})
 	r = f.cli("job", "submit", "-delay", "1m", "-at", "2030-01-01T00:00:00Z", "echo")
-	expect(t, r, 1, nil, []string{"-delay and -at", "Usage: corral job submit"})
+	expect(t, r, 1, nil, []string{"-delay and -at", "usage: corral job submit [options] PLUGIN", "(see corral job submit -h)"})
+	oneLineErr(r)
+	// A payload that looks like JSON must be JSON; the error shows where.
+	r = f.cli("job", "submit", "echo", `{"echo": "hello"`)
+	expect(t, r, 1, nil, []string{"not valid JSON", `{"echo": "hello" <-- here`})
+	oneLineErr(r)
 	r = f.cli("job", "submit", "-constraint", "novalue", "echo")
 	expect(t, r, 1, nil, []string{"want key=value"})
 	r = f.cli("job", "submit")
