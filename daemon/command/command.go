@@ -34,6 +34,11 @@ func run(args []string, m Meta) int {
 		Version:     "corral " + daemon.Version,
 		HelpWriter:  m.Stdout,
 		ErrorWriter: m.Stderr,
+		// Shell completion for bash and zsh: `corral -autocomplete-install`
+		// adds it to the shell's rc file (subcommands and their flags).
+		Autocomplete:          true,
+		AutocompleteInstall:   "autocomplete-install",
+		AutocompleteUninstall: "autocomplete-uninstall",
 	}
 	code, err := c.Run()
 	if err != nil {

@@ -214,14 +214,23 @@ func TestJobControlAndLogs(t *testing.T) {
 	f := newFakeAPI(t)
 	f.addJob("01JOB", "failed")
 	f.addJob("01RUN", "running")
+	f.addJob("01Q", "queued")
 
 	expect(t, f.cli("job", "retry", "01JOB"), 0, []string{"Job 01JOB is queued again"}, nil)
 	expect(t, f.cli("job", "retry", "01RUN"), 1, nil, []string{"error: job 01RUN: job is running, only failed jobs can be retried"})
-	expect(t, f.cli("job", "cancel", "01JOB"), 0, []string{"Job 01JOB cancelled"}, nil)
+	expect(t, f.cli("job", "cancel", "01Q"), 0, []string{"Job 01Q cancelled"}, nil)
 	expect(t, f.cli("job", "cancel", "01RUN"), 0, []string{"Job 01RUN is running; cancellation requested"}, nil)
 	expect(t, f.cli("job", "cancel", "zzz"), 1, nil, []string{"error: job zzz not found"})
+	r0 := f.cli("job", "submit", "nobody")
+	expect(t, r0, 0, []string{"01JOB"}, []string{`warning: no node has plugin "nobody"`})
+	f.addJob("01DONE", "succeeded")
+	r := f.cli("job", "cancel", "01DONE")
+	expect(t, r, 1, nil, []string{"Job 01DONE already succeeded; there is nothing to cancel."})
+	if strings.Count(r.stderr, "\n") != 1 || strings.Contains(r.stderr, "error:") {
+		t.Errorf("cancel of a finished job: %q", r.stderr)
+	}
 
-	r := f.cli("job", "logs", "01JOB", "-f", "-attempt", "2")
+	r = f.cli("job", "logs", "01JOB", "-f", "-attempt", "2")
 	expect(t, r, 0, nil, nil)
 	if r.stdout != "attempt=2 follow=true\nline two\n" {
 		t.Errorf("logs stdout = %q", r.stdout)

@@ -166,6 +166,10 @@ func (f *fakeAPI) submit(w http.ResponseWriter, r *http.Request) {
 	f.submits = append(f.submits, req)
 	f.mu.Unlock()
 	id := "01JOB"
+	if req.Plugin == "nobody" {
+		writeFake(w, 200, api.SubmitResponse{ID: id, Index: 5, Warnings: []string{`no node has plugin "nobody": the job waits until a node with it joins`}})
+		return
+	}
 	if req.Plugin == "fail" {
 		id = "01FAIL"
 	}
@@ -224,6 +228,10 @@ func (f *fakeAPI) setState(state string) http.HandlerFunc {
 		j := tl[len(tl)-1]
 		if state == "queued" && j.State != "failed" {
 			writeFake(w, 409, api.Error{Error: fmt.Sprintf("job %s: job is %s, only failed jobs can be retried", id, j.State)})
+			return
+		}
+		if state == "cancelled" && terminal(j.State) {
+			writeFake(w, 409, api.Error{Error: fmt.Sprintf("job already finished: job %s is %s", id, j.State)})
 			return
 		}
 		if state == "cancelled" && j.State == "running" {

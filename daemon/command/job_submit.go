@@ -125,6 +125,9 @@ func (c *JobSubmitCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
+	for _, w := range resp.Warnings {
+		fmt.Fprintf(c.Stderr, "warning: %s\n", w)
+	}
 	if resp.Existing {
 		fmt.Fprintf(c.Stderr, "job %s already exists with unique key %q; not submitted again\n", resp.ID, req.UniqueKey)
 	}

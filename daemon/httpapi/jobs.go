@@ -72,7 +72,7 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	out := api.SubmitResponse{Index: index}
+	out := api.SubmitResponse{Index: index, Warnings: h.pluginWarnings(reqs)}
 	if !batch {
 		s := res.Submitted[0]
 		if s.Err != nil {
