@@ -164,7 +164,7 @@ func TestJobWaitProgressOnTerminal(t *testing.T) {
 	env := map[string]string{EnvAddress: f.srv.URL}
 
 	r := runCLI(t, env, "", true, "job", "wait", "p")
-	expect(t, r, 0, []string{"Job p succeeded"}, []string{"\r\x1b[K", "p: running, attempt 1/25 on node-1, 50% halfway", "no node has plugin echo"})
+	expect(t, r, 0, []string{"Job p succeeded"}, []string{"\r\x1b[K", "Waiting for job p to finish", "p: running, attempt 1 of 25 on node-1, 50% halfway", "no node has plugin echo"})
 	if !strings.HasSuffix(r.stderr, "\r\x1b[K") {
 		t.Errorf("progress line not cleared at the end: %q", r.stderr)
 	}
@@ -172,6 +172,17 @@ func TestJobWaitProgressOnTerminal(t *testing.T) {
 	r = runCLI(t, env, "", false, "job", "wait", "p")
 	if r.stderr != "" {
 		t.Errorf("progress drawn although stderr is not a terminal: %q", r.stderr)
+	}
+
+	// A failed attempt waiting for its retry: attempt N of M, the error
+	// and the next retry time, on a terminal and (one line per attempt)
+	// without one.
+	f.addJob("r", "queued", "retrying", "retrying", "succeeded")
+	r = runCLI(t, env, "", true, "job", "wait", "r")
+	expect(t, r, 0, []string{"Job r succeeded"}, []string{"r: scheduled, attempt 1 of 25 failed: boom: exit status 1; next retry "})
+	r = runCLI(t, env, "", false, "job", "wait", "r")
+	if want := "job r: attempt 1 of 25 failed: boom: exit status 1; next retry "; !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("retry note without a terminal = %q, want one line starting %q", r.stderr, want)
 	}
 }
 

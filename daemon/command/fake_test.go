@@ -132,15 +132,18 @@ func (f *fakeAPI) addJob(id string, states ...string) {
 			j.Attempt, j.Node, j.Error = 3, "node-1", "boom: exit status 1"
 		case "queued":
 			j.Waiting = "no node has plugin echo"
+		case "retrying": // scheduled again after a failed attempt
+			j.State, j.Attempt, j.Node = "scheduled", 1, "node-1"
+			j.RunAt = created.Add(2 * time.Minute)
 		}
 		if j.Attempt > 0 {
 			for a := 1; a <= j.Attempt; a++ {
 				at := api.Attempt{Attempt: a, Node: "node-1", Started: created.Add(time.Duration(a) * time.Second)}
-				if s != "running" {
+				if s != "running" || a < j.Attempt {
 					at.Finished = at.Started.Add(1500 * time.Millisecond)
 					at.Outcome = "failed"
 					at.Error = "boom: exit status 1"
-					if s == "succeeded" {
+					if j.State == "succeeded" {
 						at.Outcome, at.Error = "succeeded", ""
 					}
 				}
