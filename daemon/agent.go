@@ -134,7 +134,7 @@ func (a *Agent) Start() (err error) {
 	}
 	a.startIndex = a.node.Raft.LastIndex()
 	a.server = server.New(server.Config{
-		NodeID: a.nodeID, LeaseTTL: a.cfg.Limits.LeaseTTL, Queues: queueConfigs(a.cfg), Logger: a.logger.Named("server"),
+		NodeID: a.nodeID, LeaseTTL: a.cfg.Limits.LeaseTTL, Queues: queueConfigs(a.cfg), Periodics: periodicConfigs(a.cfg), Logger: a.logger.Named("server"),
 	}, a.node.Raft, a.node.LeaderCh(), a.store)
 	a.server.SetForwarder(forwarder{pool: a.pool})
 	a.registerRPC()
@@ -227,6 +227,18 @@ func queueConfigs(cfg *config.Config) map[string]queue.QueueConfig {
 	out := make(map[string]queue.QueueConfig, len(cfg.Queues))
 	for name, q := range cfg.Queues {
 		out[name] = queue.QueueConfig{MaxAttempts: q.MaxAttempts, Concurrency: q.Concurrency, Retention: q.Retention}
+	}
+	return out
+}
+
+// periodicConfigs translates the config's periodic blocks (validated
+// before, so a translation error cannot happen here).
+func periodicConfigs(cfg *config.Config) []queue.Periodic {
+	out := make([]queue.Periodic, 0, len(cfg.Periodics))
+	for name, p := range cfg.Periodics {
+		if qp, err := p.QueuePeriodic(name); err == nil {
+			out = append(out, qp)
+		}
 	}
 	return out
 }

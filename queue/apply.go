@@ -70,6 +70,18 @@ func (st *state) apply(c Command) Result {
 		if c != nil {
 			return st.purge(c)
 		}
+	case *SetPeriodic:
+		if c != nil {
+			return st.setPeriodic(c)
+		}
+	case *DeletePeriodic:
+		if c != nil {
+			return st.deletePeriodic(c)
+		}
+	case *FirePeriodic:
+		if c != nil {
+			return st.firePeriodic(c)
+		}
 	}
 	return Result{Err: fmt.Errorf("%w: unknown command %T", ErrBadCommand, c)}
 }

@@ -99,6 +99,9 @@ func sizeHint(e Entry) int {
 }
 
 func appendCommand(b []byte, c Command) ([]byte, error) {
+	if out, ok := appendPeriodicCommand(b, c); ok {
+		return out, nil
+	}
 	switch c := c.(type) {
 	case *Submit:
 		if c == nil {
@@ -194,7 +197,11 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 }
 
 func (d *decoder) command() Command {
-	switch Kind(d.byte()) {
+	k := Kind(d.byte())
+	if c := d.periodicCommand(k); c != nil {
+		return c
+	}
+	switch k {
 	case KindSubmit:
 		c := &Submit{}
 		if n := d.count(1); n > 0 {

@@ -28,6 +28,11 @@ func sampleEntry() Entry {
 			&FailNode{Node: "n2", Reason: "failed"},
 			&ExpireLeases{},
 			&Purge{Limit: 100},
+			&SetPeriodic{Periodic: Periodic{Name: "nightly", Cron: "0 3 * * *", Timezone: "Europe/Berlin", Overlap: OverlapAllow, CatchUp: true,
+				Job: Spec{Queue: "mail", Plugin: "exec", Payload: []byte(`{}`), Priority: 2, Constraints: map[string]string{"zone": "a"}}}},
+			&DeletePeriodic{Name: "nightly"},
+			&FirePeriodic{Name: "nightly", Tick: t0.Add(time.Minute), ID: "01J0C"},
+			&FirePeriodic{Name: "nightly", ID: "01J0D", Manual: true},
 		},
 	}
 }

@@ -135,9 +135,10 @@ func leaseIDs(ls []Lease) []string {
 // dumpState renders everything observable about a store (jobs, queues,
 // counts) so two states can be compared exactly.
 type dumpedState struct {
-	Jobs   []Job
-	Queues []QueueInfo
-	Seq    uint64
+	Jobs      []Job
+	Queues    []QueueInfo
+	Periodics []PeriodicInfo
+	Seq       uint64
 }
 
 func dump(s *Store) dumpedState {
@@ -150,6 +151,10 @@ func dump(s *Store) dumpedState {
 	s.mu.RUnlock()
 	slices.SortFunc(d.Jobs, func(a, b Job) int { return strings.Compare(a.ID, b.ID) })
 	d.Queues = s.Queues()
+	for _, p := range s.Periodics() {
+		p.st = nil
+		d.Periodics = append(d.Periodics, p)
+	}
 	return d
 }
 
@@ -157,6 +162,9 @@ func assertSameState(t testing.TB, want, got dumpedState) {
 	t.Helper()
 	if !reflect.DeepEqual(want.Queues, got.Queues) {
 		t.Fatalf("queues differ:\nwant %+v\n got %+v", want.Queues, got.Queues)
+	}
+	if !reflect.DeepEqual(want.Periodics, got.Periodics) {
+		t.Fatalf("periodics differ:\nwant %+v\n got %+v", want.Periodics, got.Periodics)
 	}
 	if len(want.Jobs) != len(got.Jobs) {
 		t.Fatalf("job count differs: want %d, got %d", len(want.Jobs), len(got.Jobs))

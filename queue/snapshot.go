@@ -11,13 +11,16 @@ import (
 	"slices"
 )
 
-// Snapshot stream format, version 1:
+// Snapshot stream format, version 2:
 //
-//	"CRLQ" 0x01
+//	"CRLQ" 0x02
 //	header = len:uvarint (index:uvarint seq:uvarint njobs:uvarint
 //	         nqueues:uvarint (name:string config)*)
 //	job*   = len:uvarint record        (njobs times, see appendJob)
+//	section* 0x00                      (see sections.go)
 //	crc    = 4 bytes big endian, CRC-32C of everything before it
+//
+// Version 1 is the same without the sections; Restore reads both.
 //
 // Records use the entry codec's primitives. Jobs are written in no
 // particular order: Restore rebuilds every index from the job fields (Seq,
@@ -25,7 +28,7 @@ import (
 // claims, sequences and fences exactly like the original.
 const (
 	snapshotMagic   = "CRLQ"
-	snapshotVersion = 1
+	snapshotVersion = 2
 	// maxRecord bounds one snapshot record (a job with a 1 MiB payload and a
 	// 64 KiB result is far below it).
 	maxRecord = 256 << 20
@@ -39,6 +42,8 @@ type Snapshot struct {
 	seq    uint64
 	queues []queueRecord
 	jobs   []*Job
+	// sections are encoded at capture time (see sections.go).
+	sections [][]byte
 }
 
 type queueRecord struct {
@@ -71,6 +76,7 @@ func (st *state) snapshot() *Snapshot {
 	for _, j := range st.jobs {
 		sn.jobs = append(sn.jobs, j)
 	}
+	sn.sections = st.captureSections()
 	return sn
 }
 
@@ -107,6 +113,16 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		}
 		if _, err := out.Write(rec); err != nil {
 			return cw.n, fmt.Errorf("write snapshot: %w", err)
+		}
+	}
+	for _, sec := range append(sn.sections, nil) { // nil ends the list
+		var lenBuf [binary.MaxVarintLen64]byte
+		n := binary.PutUvarint(lenBuf[:], uint64(len(sec)))
+		if _, err := out.Write(lenBuf[:n]); err != nil {
+			return cw.n, fmt.Errorf("write snapshot section: %w", err)
+		}
+		if _, err := out.Write(sec); err != nil {
+			return cw.n, fmt.Errorf("write snapshot section: %w", err)
 		}
 	}
 	if err := out.Flush(); err != nil {
@@ -250,7 +266,8 @@ func readState(r io.Reader) (*state, error) {
 	if string(head[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, errSnapshot("bad magic %q", head[:len(snapshotMagic)])
 	}
-	if head[len(snapshotMagic)] != snapshotVersion {
+	version := head[len(snapshotMagic)]
+	if version != 1 && version != snapshotVersion {
 		return nil, errSnapshot("unsupported version %d", head[len(snapshotMagic)])
 	}
 	var buf []byte
@@ -314,6 +331,18 @@ func readState(r io.Reader) (*state, error) {
 		}
 		if err := st.restoreJob(j); err != nil {
 			return nil, errSnapshot("job %d (%s): %w", i, j.ID, err)
+		}
+	}
+	for version >= 2 {
+		rec, err := readRecord()
+		if err != nil {
+			return nil, errSnapshot("read section: %w", err)
+		}
+		if len(rec) == 0 {
+			break
+		}
+		if err := st.restoreSection(rec); err != nil {
+			return nil, errSnapshot("%w", err)
 		}
 	}
 	want := cr.h.Sum32()

@@ -26,6 +26,8 @@ func busyHarness(t testing.TB) *harness {
 	h.report("n1", ls[0], OutcomeSucceeded, "done")
 	h.report("n1", ls[1], OutcomeFailed, "boom")
 	h.one(&Cancel{ID: ids[5]})
+	h.one(&SetPeriodic{Periodic: Periodic{Name: "nightly", Cron: "0 3 * * *", Timezone: "Europe/Berlin", CatchUp: true,
+		Job: Spec{Plugin: "p", Payload: []byte(`{}`), Constraints: map[string]string{"zone": "a"}}}})
 	return h
 }
 

@@ -97,6 +97,8 @@ type state struct {
 	unique map[string]string
 	// names interns queue, plugin, node and constraint strings.
 	names map[string]string
+	// periodics holds the periodic jobs by name (periodic.go).
+	periodics map[string]*periodicState
 
 	// index is the raft index of the last applied entry.
 	index uint64

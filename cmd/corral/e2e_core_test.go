@@ -145,8 +145,8 @@ func TestBadInputIsRejectedCleanly(t *testing.T) {
 		t.Fatalf("unknown job: code %d, stderr %q", code, stderr)
 	}
 	_, stderr, code = cli(t, agent.httpURL, "job", "submit", "-priority", "high", "echo")
-	if code != 1 || !strings.Contains(stderr, "Usage") {
-		t.Fatalf("bad flag: code %d, stderr %q", code, stderr)
+	if code != 1 || !strings.Contains(stderr, `-priority="high": want a whole number (see corral job submit -h)`) || strings.Count(stderr, "\n") != 1 {
+		t.Fatalf("bad flag: code %d, stderr %q; want one line naming the flag and its form", code, stderr)
 	}
 }
 

@@ -189,12 +189,15 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, context.C
 	}
 	var body io.Reader
 	if r.body != nil {
-		b, err := json.Marshal(r.body)
-		if err != nil {
+		// No HTML escaping: a payload's & < > reach the plugin as written.
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(r.body); err != nil {
 			cancel()
 			return nil, nil, fmt.Errorf("encode request: %w", err)
 		}
-		body = bytes.NewReader(b)
+		body = bytes.NewReader(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
 	if err != nil {

@@ -141,6 +141,14 @@ func TestClientRequests(t *testing.T) {
 		t.Errorf("submit body = %s", body)
 	}
 
+	// No HTML escaping: & < > reach the server as written.
+	if _, err := c.Submit(ctx, JobRequest{Plugin: "exec", Payload: json.RawMessage(`{"command":["sh","-c","a && b > c"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if body := check("submit", "POST", "/v1/jobs", "").Body; body != `{"plugin":"exec","payload":{"command":["sh","-c","a && b > c"]}}` {
+		t.Errorf("submit body = %s", body)
+	}
+
 	if _, err := c.SubmitBatch(ctx, []JobRequest{{Plugin: "a"}, {Plugin: "b"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,9 @@ type SubmitResponse struct {
 	Existing bool           `json:"existing,omitempty"`
 	Jobs     []SubmittedJob `json:"jobs,omitempty"`
 	Index    uint64         `json:"index"`
+	// Warnings say why an accepted job may not run soon (e.g. no node
+	// has its plugin).
+	Warnings []string `json:"warnings,omitempty"`
 	// Job is the job as it stands when a submit with ?wait= returns:
 	// terminal, or its current state when the wait ended first.
 	Job *Job `json:"job,omitempty"`

@@ -307,11 +307,12 @@ func TestBadFlagsFailWithOneLine(t *testing.T) {
 			if code != 1 || stdout != "" {
 				t.Fatalf("exit %d, stdout %q; want exit 1 and no output", code, stdout)
 			}
-			if first, _, _ := strings.Cut(stderr, "\n"); first != tt.want {
-				t.Fatalf("first stderr line %q, want %q", first, tt.want)
+			// One line: the problem, the usage form, where the help is.
+			if !strings.HasPrefix(stderr, tt.want) || strings.Count(stderr, "\n") != 1 {
+				t.Fatalf("stderr %q, want one line starting %q", stderr, tt.want)
 			}
-			if !strings.Contains(stderr, "Usage: corral bench") {
-				t.Fatalf("stderr lacks the usage text:\n%s", stderr)
+			if !strings.Contains(stderr, "usage: corral bench (-local N | -address ADDR)") || !strings.Contains(stderr, "(see corral bench -h)") {
+				t.Fatalf("stderr lacks the usage form and the help hint: %q", stderr)
 			}
 			if left, _ := os.ReadDir(tmp); len(left) != 0 {
 				t.Fatalf("a rejected run made %s", left[0].Name())

@@ -278,7 +278,7 @@ func TestAgentBadConfig(t *testing.T) {
 		{[]string{"-dev", "-log-level", "loud"}, `log_level = "loud": must be one of`},
 		{[]string{"-dev", "-http-port", "99999"}, "ports.http = 99999"},
 		{[]string{"-dev", "-config", filepath.Join(t.TempDir(), "none.hcl")}, "error: read config:"},
-		{[]string{"-dev", "-bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"-dev", "-bogus"}, "unknown flag -bogus"},
 		{[]string{"-dev", "extra"}, "agent takes no arguments"},
 	}
 	for _, tc := range cases {

@@ -34,6 +34,11 @@ func run(args []string, m Meta) int {
 		Version:     "corral " + daemon.Version,
 		HelpWriter:  m.Stdout,
 		ErrorWriter: m.Stderr,
+		// Shell completion for bash and zsh: `corral -autocomplete-install`
+		// adds it to the shell's rc file (subcommands and their flags).
+		Autocomplete:          true,
+		AutocompleteInstall:   "autocomplete-install",
+		AutocompleteUninstall: "autocomplete-uninstall",
 	}
 	code, err := c.Run()
 	if err != nil {
@@ -67,6 +72,12 @@ func commands(m Meta) map[string]cli.CommandFactory {
 		"queue list":   cmd(&QueueListCommand{Meta: m}),
 		"queue pause":  cmd(&QueuePauseCommand{Meta: m, pause: true}),
 		"queue resume": cmd(&QueuePauseCommand{Meta: m}),
+
+		"periodic":         cmd(&groupCommand{synopsis: "Jobs on a cron schedule", help: periodicHelp}),
+		"periodic list":    cmd(&PeriodicListCommand{Meta: m}),
+		"periodic apply":   cmd(&PeriodicApplyCommand{Meta: m}),
+		"periodic delete":  cmd(&PeriodicDeleteCommand{Meta: m}),
+		"periodic run-now": cmd(&PeriodicRunCommand{Meta: m}),
 
 		"members": cmd(&MembersCommand{Meta: m}),
 

@@ -164,7 +164,7 @@ func TestJobWaitProgressOnTerminal(t *testing.T) {
 	env := map[string]string{EnvAddress: f.srv.URL}
 
 	r := runCLI(t, env, "", true, "job", "wait", "p")
-	expect(t, r, 0, []string{"Job p succeeded"}, []string{"\r\x1b[K", "p: running, attempt 1/25 on node-1, 50% halfway", "no node has plugin echo"})
+	expect(t, r, 0, []string{"Job p succeeded"}, []string{"\r\x1b[K", "Waiting for job p to finish", "p: running, attempt 1 of 25 on node-1, 50% halfway", "no node has plugin echo"})
 	if !strings.HasSuffix(r.stderr, "\r\x1b[K") {
 		t.Errorf("progress line not cleared at the end: %q", r.stderr)
 	}
@@ -172,6 +172,17 @@ func TestJobWaitProgressOnTerminal(t *testing.T) {
 	r = runCLI(t, env, "", false, "job", "wait", "p")
 	if r.stderr != "" {
 		t.Errorf("progress drawn although stderr is not a terminal: %q", r.stderr)
+	}
+
+	// A failed attempt waiting for its retry: attempt N of M, the error
+	// and the next retry time, on a terminal and (one line per attempt)
+	// without one.
+	f.addJob("r", "queued", "retrying", "retrying", "succeeded")
+	r = runCLI(t, env, "", true, "job", "wait", "r")
+	expect(t, r, 0, []string{"Job r succeeded"}, []string{"r: scheduled, attempt 1 of 25 failed: boom: exit status 1; next retry "})
+	r = runCLI(t, env, "", false, "job", "wait", "r")
+	if want := "job r: attempt 1 of 25 failed: boom: exit status 1; next retry "; !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("retry note without a terminal = %q, want one line starting %q", r.stderr, want)
 	}
 }
 
@@ -197,7 +208,7 @@ func TestJobStatusAndList(t *testing.T) {
 	}
 
 	expect(t, f.cli("job", "status", "nope"), 1, nil, []string{"error: job nope not found"})
-	expect(t, f.cli("job", "status"), 1, nil, []string{"error: expected ID, got 0", "Usage: corral job status"})
+	expect(t, f.cli("job", "status"), 1, nil, []string{"error: expected ID, got 0", "usage: corral job status [options] ID (see corral job status -h)"})
 
 	r = f.cli("job", "list", "-state", "failed", "-queue", "default")
 	expect(t, r, 0, []string{"ID", "Queue", "State", "01FAIL", "3/25"}, nil)
@@ -214,14 +225,23 @@ func TestJobControlAndLogs(t *testing.T) {
 	f := newFakeAPI(t)
 	f.addJob("01JOB", "failed")
 	f.addJob("01RUN", "running")
+	f.addJob("01Q", "queued")
 
 	expect(t, f.cli("job", "retry", "01JOB"), 0, []string{"Job 01JOB is queued again"}, nil)
 	expect(t, f.cli("job", "retry", "01RUN"), 1, nil, []string{"error: job 01RUN: job is running, only failed jobs can be retried"})
-	expect(t, f.cli("job", "cancel", "01JOB"), 0, []string{"Job 01JOB cancelled"}, nil)
+	expect(t, f.cli("job", "cancel", "01Q"), 0, []string{"Job 01Q cancelled"}, nil)
 	expect(t, f.cli("job", "cancel", "01RUN"), 0, []string{"Job 01RUN is running; cancellation requested"}, nil)
 	expect(t, f.cli("job", "cancel", "zzz"), 1, nil, []string{"error: job zzz not found"})
+	r0 := f.cli("job", "submit", "nobody")
+	expect(t, r0, 0, []string{"01JOB"}, []string{`warning: no node has plugin "nobody"`})
+	f.addJob("01DONE", "succeeded")
+	r := f.cli("job", "cancel", "01DONE")
+	expect(t, r, 1, nil, []string{"Job 01DONE already succeeded; there is nothing to cancel."})
+	if strings.Count(r.stderr, "\n") != 1 || strings.Contains(r.stderr, "error:") {
+		t.Errorf("cancel of a finished job: %q", r.stderr)
+	}
 
-	r := f.cli("job", "logs", "01JOB", "-f", "-attempt", "2")
+	r = f.cli("job", "logs", "01JOB", "-f", "-attempt", "2")
 	expect(t, r, 0, nil, nil)
 	if r.stdout != "attempt=2 follow=true\nline two\n" {
 		t.Errorf("logs stdout = %q", r.stdout)
@@ -247,7 +267,7 @@ func TestClusterCommands(t *testing.T) {
 	if !f.paused["mail"] || f.paused["jobs"] {
 		t.Errorf("paused = %v", f.paused)
 	}
-	expect(t, f.cli("queue", "pause"), 1, nil, []string{"expected QUEUE", "Usage: corral queue pause"})
+	expect(t, f.cli("queue", "pause"), 1, nil, []string{"expected QUEUE", "(see corral queue pause -h)"})
 
 	r = f.cli("members")
 	expect(t, r, 0, []string{"node-1", "10.0.0.1:4782", "alive", "role=server,zone=a", "failed"}, nil)
@@ -309,13 +329,31 @@ func TestClientFlagsAndErrors(t *testing.T) {
 	r = runCLI(t, map[string]string{}, "", false, "status", "-address", "ftp://x")
 	expect(t, r, 1, nil, []string{"error: bad address", "set -address"})
 
-	// Bad flags: the usage on stderr, exit 1.
+	// Bad flags: one line naming the flag and the form, exit 1.
+	oneLineErr := func(r cliResult) {
+		t.Helper()
+		if strings.Count(r.stderr, "\n") != 1 || strings.Contains(r.stderr, "Usage:") {
+			t.Errorf("usage error is not one line: %q", r.stderr)
+		}
+	}
 	r = f.cli("job", "submit", "-bogus", "echo")
-	expect(t, r, 1, nil, []string{"flag provided but not defined: -bogus", "Usage: corral job submit"})
+	expect(t, r, 1, nil, []string{"error: unknown flag -bogus (see corral job submit -h)"})
+	oneLineErr(r)
 	r = f.cli("job", "submit", "-delay", "soon", "echo")
-	expect(t, r, 1, nil, []string{"invalid value \"soon\" for flag -delay", "Usage: corral job submit"})
+	expect(t, r, 1, nil, []string{`-delay="soon": want a duration with a unit, such as 5s`, "(see corral job submit -h)"})
+	oneLineErr(r)
+	r = f.cli("job", "submit", "-delay", "5", "echo")
+	expect(t, r, 1, nil, []string{`-delay="5"`, "did you mean 5s?"})
+	oneLineErr(r)
+	r = f.cli("job", "submit", "-priority", "high", "echo")
+	expect(t, r, 1, nil, []string{`-priority="high": want a whole number`})
 	r = f.cli("job", "submit", "-delay", "1m", "-at", "2030-01-01T00:00:00Z", "echo")
-	expect(t, r, 1, nil, []string{"-delay and -at", "Usage: corral job submit"})
+	expect(t, r, 1, nil, []string{"-delay and -at", "usage: corral job submit [options] PLUGIN", "(see corral job submit -h)"})
+	oneLineErr(r)
+	// A payload that looks like JSON must be JSON; the error shows where.
+	r = f.cli("job", "submit", "echo", `{"echo": "hello"`)
+	expect(t, r, 1, nil, []string{"not valid JSON", `{"echo": "hello" <-- here`})
+	oneLineErr(r)
 	r = f.cli("job", "submit", "-constraint", "novalue", "echo")
 	expect(t, r, 1, nil, []string{"want key=value"})
 	r = f.cli("job", "submit")

@@ -132,15 +132,18 @@ func (f *fakeAPI) addJob(id string, states ...string) {
 			j.Attempt, j.Node, j.Error = 3, "node-1", "boom: exit status 1"
 		case "queued":
 			j.Waiting = "no node has plugin echo"
+		case "retrying": // scheduled again after a failed attempt
+			j.State, j.Attempt, j.Node = "scheduled", 1, "node-1"
+			j.RunAt = created.Add(2 * time.Minute)
 		}
 		if j.Attempt > 0 {
 			for a := 1; a <= j.Attempt; a++ {
 				at := api.Attempt{Attempt: a, Node: "node-1", Started: created.Add(time.Duration(a) * time.Second)}
-				if s != "running" {
+				if s != "running" || a < j.Attempt {
 					at.Finished = at.Started.Add(1500 * time.Millisecond)
 					at.Outcome = "failed"
 					at.Error = "boom: exit status 1"
-					if s == "succeeded" {
+					if j.State == "succeeded" {
 						at.Outcome, at.Error = "succeeded", ""
 					}
 				}
@@ -166,6 +169,10 @@ func (f *fakeAPI) submit(w http.ResponseWriter, r *http.Request) {
 	f.submits = append(f.submits, req)
 	f.mu.Unlock()
 	id := "01JOB"
+	if req.Plugin == "nobody" {
+		writeFake(w, 200, api.SubmitResponse{ID: id, Index: 5, Warnings: []string{`no node has plugin "nobody": the job waits until a node with it joins`}})
+		return
+	}
 	if req.Plugin == "fail" {
 		id = "01FAIL"
 	}
@@ -224,6 +231,10 @@ func (f *fakeAPI) setState(state string) http.HandlerFunc {
 		j := tl[len(tl)-1]
 		if state == "queued" && j.State != "failed" {
 			writeFake(w, 409, api.Error{Error: fmt.Sprintf("job %s: job is %s, only failed jobs can be retried", id, j.State)})
+			return
+		}
+		if state == "cancelled" && terminal(j.State) {
+			writeFake(w, 409, api.Error{Error: fmt.Sprintf("job already finished: job %s is %s", id, j.State)})
 			return
 		}
 		if state == "cancelled" && j.State == "running" {

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -32,6 +33,13 @@ func (c *JobCancelCommand) Run(args []string) int {
 	fs := c.flagSet("job cancel", true, c.Help)
 	return c.runClient(fs, c.Help(), args, []string{"ID"}, func(ctx context.Context, client *api.Client, pos []string) int {
 		j, err := client.Cancel(ctx, pos[0])
+		if errors.Is(err, api.ErrConflict) {
+			// Already finished: say so plainly, with the outcome.
+			if cur, gerr := client.Job(ctx, pos[0]); gerr == nil && terminal(cur.State) {
+				fmt.Fprintf(c.Stderr, "Job %s already %s; there is nothing to cancel.\n", cur.ID, cur.State)
+				return ExitError
+			}
+		}
 		if err != nil {
 			return c.fail(err)
 		}

@@ -1,7 +1,9 @@
 package command
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -123,6 +125,9 @@ func (c *JobSubmitCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
+	for _, w := range resp.Warnings {
+		fmt.Fprintf(c.Stderr, "warning: %s\n", w)
+	}
 	if resp.Existing {
 		fmt.Fprintf(c.Stderr, "job %s already exists with unique key %q; not submitted again\n", resp.ID, req.UniqueKey)
 	}
@@ -149,6 +154,11 @@ func (c *JobSubmitCommand) submitWait(limit time.Duration) time.Duration {
 
 // readPayload resolves PAYLOAD, @FILE or - to JSON bytes.
 func (c *JobSubmitCommand) readPayload(arg string) (json.RawMessage, error) {
+	return readPayload(&c.Meta, arg)
+}
+
+// readPayload resolves PAYLOAD, @FILE or - to JSON bytes (see payloadJSON).
+func readPayload(c *Meta, arg string) (json.RawMessage, error) {
 	var b []byte
 	switch {
 	case arg == "-":
@@ -166,16 +176,40 @@ func (c *JobSubmitCommand) readPayload(arg string) (json.RawMessage, error) {
 	default:
 		b = []byte(arg)
 	}
-	return payloadJSON(b), nil
+	return payloadJSON(b)
 }
 
-// payloadJSON returns b when it is JSON, else b as a JSON string.
-func payloadJSON(b []byte) json.RawMessage {
-	if trimmed := strings.TrimSpace(string(b)); trimmed != "" && json.Valid([]byte(trimmed)) {
-		return json.RawMessage(trimmed)
+// payloadJSON returns b when it is JSON, else b as a JSON string. A
+// payload that starts with { or [ is meant as JSON: when it does not parse
+// the error says where it breaks instead of sending it as a string.
+func payloadJSON(b []byte) (json.RawMessage, error) {
+	trimmed := strings.TrimSpace(string(b))
+	if trimmed != "" && json.Valid([]byte(trimmed)) {
+		return json.RawMessage(trimmed), nil
 	}
-	s, _ := json.Marshal(string(b)) // cannot fail for a string
-	return s
+	if strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[") {
+		return nil, jsonPayloadError(trimmed)
+	}
+	return jsonString(string(b)), nil
+}
+
+// jsonPayloadError describes where a JSON payload breaks: the byte offset,
+// the text around it and a caret under the spot.
+func jsonPayloadError(s string) error {
+	var v any
+	err := json.Unmarshal([]byte(s), &v)
+	off := len(s)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		off = int(se.Offset)
+	}
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if err.Error() == "unexpected end of JSON input" {
+		msg = "it ends before the JSON is complete (a missing } or ]?)"
+	}
+	start := max(0, off-30)
+	frag := s[start:min(len(s), off)]
+	return fmt.Errorf("payload starts with %q but is not valid JSON at byte %d: %s: %s <-- here (quote it differently, or use @FILE)", s[:1], off, msg, strings.TrimSpace(frag))
 }
 
 // kvFlag collects repeated -flag k=v values.
@@ -193,4 +227,14 @@ func (f *kvFlag) Set(s string) error {
 	}
 	(*f)[k] = v
 	return nil
+}
+
+// jsonString encodes s as a JSON string without HTML escaping (& < > stay
+// as written).
+func jsonString(s string) json.RawMessage {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // cannot fail for a string
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }

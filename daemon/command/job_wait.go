@@ -19,6 +19,8 @@ const (
 	unavailableRetry = 500 * time.Millisecond
 	// pollInterval paces a wait when the server sends no index.
 	pollInterval = time.Second
+	// progressRefresh is how often a running job's progress is redrawn.
+	progressRefresh = time.Second
 )
 
 // JobWaitCommand is `corral job wait`.
@@ -85,12 +87,20 @@ func follow(ctx context.Context, m *Meta, client *api.Client, id string, timeout
 	}
 	p := progressLine{m: m}
 	defer p.clear()
+	if m.Interactive {
+		fmt.Fprintf(m.Stderr, "Waiting for job %s to finish (Ctrl-C stops waiting; the job keeps going)\n", id)
+	}
 	var (
 		job   *api.Job
 		index uint64
 	)
 	for {
 		wait := maxBlockingWait
+		if m.Interactive && job != nil && job.State == "running" {
+			// Progress is not replicated: no index moves when it
+			// changes, so a running job is re-read every second.
+			wait = progressRefresh
+		}
 		if dl, ok := ctx.Deadline(); ok {
 			wait = min(wait, max(time.Until(dl), time.Millisecond))
 		}
@@ -121,6 +131,7 @@ func follow(ctx context.Context, m *Meta, client *api.Client, id string, timeout
 			break
 		}
 		p.draw(job)
+		p.note(job)
 		switch {
 		case next == 0: // no index from the server: poll gently, never spin
 			select {
@@ -166,10 +177,54 @@ func outcome(m *Meta, job *api.Job) int {
 }
 
 // progressLine draws a job's progress on one line of an interactive
-// stderr, rewriting it in place.
+// stderr, rewriting it in place. Without a terminal it writes one line per
+// attempt instead (note), so a log shows each failure and the next retry.
 type progressLine struct {
 	m     *Meta
 	drawn bool
+	// noted is the last (state, attempt) written by note.
+	noted string
+}
+
+// lastError is the error of the job's latest finished attempt.
+func lastError(job *api.Job) string {
+	for i := len(job.Attempts) - 1; i >= 0; i-- {
+		if a := job.Attempts[i]; !a.Finished.IsZero() && a.Error != "" {
+			return a.Error
+		}
+	}
+	return job.Error
+}
+
+// retryNote says when a scheduled job after a failed attempt runs again.
+func retryNote(job *api.Job) string {
+	if job.State != "scheduled" || job.Attempt == 0 {
+		return ""
+	}
+	note := fmt.Sprintf("attempt %d of %d failed", job.Attempt, job.MaxAttempts)
+	if e := lastError(job); e != "" {
+		note += ": " + e
+	}
+	if !job.RunAt.IsZero() {
+		note += fmt.Sprintf("; next retry %s", when(job.RunAt))
+	}
+	return note
+}
+
+// note writes a line on a non-interactive stderr when the job moves to
+// another state or attempt.
+func (p *progressLine) note(job *api.Job) {
+	if p.m.Interactive {
+		return
+	}
+	key := fmt.Sprintf("%s/%d", job.State, job.Attempt)
+	if key == p.noted {
+		return
+	}
+	p.noted = key
+	if n := retryNote(job); n != "" {
+		fmt.Fprintf(p.m.Stderr, "job %s: %s\n", job.ID, oneLine(n))
+	}
 }
 
 func (p *progressLine) draw(job *api.Job) {
@@ -177,8 +232,10 @@ func (p *progressLine) draw(job *api.Job) {
 		return
 	}
 	line := fmt.Sprintf("%s: %s", job.ID, job.State)
-	if job.Attempt > 0 {
-		line += fmt.Sprintf(", attempt %d/%d", job.Attempt, job.MaxAttempts)
+	if n := retryNote(job); n != "" {
+		line += ", " + n
+	} else if job.Attempt > 0 {
+		line += fmt.Sprintf(", attempt %d of %d", job.Attempt, job.MaxAttempts)
 	}
 	if job.Node != "" {
 		line += " on " + job.Node

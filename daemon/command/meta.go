@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -65,8 +66,19 @@ type Meta struct {
 // client true it carries the client flags.
 func (m *Meta) flagSet(name string, client bool, help func() string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
-	fs.Usage = func() { fmt.Fprintln(m.Stderr, strings.TrimSpace(help())) }
+	// The flag package writes its message to the output and then calls
+	// Usage: the message is caught and reworded into one line.
+	var msg strings.Builder
+	fs.SetOutput(&msg)
+	fs.Usage = func() {
+		text := strings.TrimSpace(msg.String())
+		msg.Reset()
+		if text == "" {
+			fmt.Fprintln(m.Stderr, strings.TrimSpace(help()))
+			return
+		}
+		fmt.Fprintf(m.Stderr, "error: %s (see corral %s -h)\n", flagMessage(fs, text), name)
+	}
 	if client {
 		fs.StringVar(&m.address, "address", "", "")
 		fs.StringVar(&m.token, "token", "", "")
@@ -96,12 +108,70 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// usageError prints what is wrong with the arguments and the usage text;
-// it returns ExitError.
+// usageError prints what is wrong with the arguments in one line, with
+// the usage form and where the full help is; it returns ExitError.
 func (m *Meta) usageError(help string, format string, args ...any) int {
-	fmt.Fprintf(m.Stderr, "error: "+format+"\n\n", args...)
-	fmt.Fprintln(m.Stderr, strings.TrimSpace(help))
+	name, form := usageForm(help)
+	fmt.Fprintf(m.Stderr, "error: %s; usage: %s (see corral %s -h)\n", oneLine(fmt.Sprintf(format, args...)), form, name)
 	return ExitError
+}
+
+// usageForm returns the command name ("job submit") and the usage line
+// ("corral job submit [options] PLUGIN ...") of a help text.
+func usageForm(help string) (name, form string) {
+	for _, line := range strings.Split(help, "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "Usage: ") {
+			continue
+		}
+		form = strings.TrimPrefix(line, "Usage: ")
+		words := strings.Fields(form)
+		var cmd []string
+		for _, w := range words[1:] {
+			if strings.Trim(w, "abcdefghijklmnopqrstuvwxyz-") != "" || strings.HasPrefix(w, "-") {
+				break
+			}
+			cmd = append(cmd, w)
+		}
+		return strings.Join(cmd, " "), form
+	}
+	return "", "corral"
+}
+
+// flagMessage rewords a flag package error so it names the flag and the
+// form it expects ("-delay=5: want a duration with a unit, such as 5s").
+func flagMessage(fs *flag.FlagSet, text string) string {
+	if name, ok := strings.CutPrefix(text, "flag provided but not defined: -"); ok {
+		return fmt.Sprintf("unknown flag -%s", name)
+	}
+	if name, ok := strings.CutPrefix(text, "flag needs an argument: -"); ok {
+		return fmt.Sprintf("flag -%s needs a value: write -%s=<value>", name, name)
+	}
+	// invalid value "5" for flag -delay: parse error
+	var value, name string
+	if _, err := fmt.Sscanf(text, "invalid value %q for flag -%s", &value, &name); err == nil {
+		name = strings.TrimSuffix(name, ":")
+		want := "a valid value"
+		if f := fs.Lookup(name); f != nil {
+			switch fmt.Sprintf("%T", f.Value) {
+			case "*flag.durationValue":
+				want = "a duration with a unit, such as 5s, 10m or 1h30m"
+				if _, err := strconv.ParseFloat(value, 64); err == nil {
+					want += fmt.Sprintf(" (did you mean %ss?)", value)
+				}
+			case "*flag.intValue", "*flag.int64Value", "*flag.uintValue", "*flag.uint64Value":
+				want = "a whole number"
+			case "*flag.boolValue":
+				want = "true or false"
+			default:
+				if _, detail, ok := strings.Cut(text, ": "); ok {
+					want = detail
+				}
+			}
+		}
+		return fmt.Sprintf("-%s=%q: want %s", name, value, want)
+	}
+	return oneLine(text)
 }
 
 // client builds the API client from the flags and the environment.

@@ -32,6 +32,8 @@ type Config struct {
 	Plugins map[string]Plugin
 	// Queues holds per-queue settings, keyed by queue name.
 	Queues map[string]Queue
+	// Periodics holds the periodic jobs, keyed by name (periodic.go).
+	Periodics map[string]Periodic
 	// Limits holds request and job limits.
 	Limits Limits
 	// EnableDebug serves Go's pprof profiles under /debug/pprof/ on the

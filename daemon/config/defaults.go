@@ -111,5 +111,12 @@ func (c *Config) Clone() *Config {
 	for k, v := range c.Queues {
 		out.Queues[k] = v
 	}
+	if c.Periodics != nil {
+		out.Periodics = make(map[string]Periodic, len(c.Periodics))
+	}
+	for k, v := range c.Periodics {
+		v.Payload = append([]byte(nil), v.Payload...)
+		out.Periodics[k] = v
+	}
 	return &out
 }

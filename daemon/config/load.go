@@ -138,6 +138,7 @@ func decodeFile(body hcl.Body, c *Config) hcl.Diagnostics {
 		{Type: "tags"},
 		{Type: "plugin", LabelNames: []string{"name"}},
 		{Type: "queue", LabelNames: []string{"name"}},
+		{Type: "periodic", LabelNames: []string{"name"}},
 	}
 	for _, name := range sortedKeys(single) {
 		blocks = append(blocks, hcl.BlockHeaderSchema{Type: name})
@@ -164,6 +165,8 @@ func decodeFile(body hcl.Body, c *Config) hcl.Diagnostics {
 			diags = append(diags, decodePlugin(b, c)...)
 		case "queue":
 			diags = append(diags, decodeQueue(b, c)...)
+		case "periodic":
+			diags = append(diags, decodePeriodic(b, c)...)
 		default:
 			_, d := decodeAttrs(b.Body, b.Type, single[b.Type], nil)
 			diags = append(diags, d...)

@@ -153,6 +153,8 @@ func (c *Config) Validate() error {
 		v.positive("queue."+name+".retention", q.Retention)
 	}
 
+	v.validatePeriodics(c)
+
 	l := c.Limits
 	v.positiveInt("limits.max_payload_bytes", l.MaxPayloadBytes)
 	v.positiveInt("limits.max_result_bytes", l.MaxResultBytes)

@@ -20,6 +20,8 @@ type Store interface {
 	Get(id string) (*queue.Job, bool)
 	List(f queue.Filter) []*queue.Job
 	Queues() []queue.QueueInfo
+	Periodics() []queue.PeriodicInfo
+	Periodic(name string) (queue.PeriodicInfo, bool)
 	Index() uint64
 	Watch() (uint64, <-chan struct{})
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 
@@ -69,8 +70,7 @@ func displayBytes(b []byte) json.RawMessage {
 	if json.Valid(b) {
 		return json.RawMessage(b)
 	}
-	s, _ := json.Marshal(string(b))
-	return s
+	return jsonString(string(b))
 }
 
 // toAPIJob converts a stored job for the API.
@@ -112,4 +112,14 @@ func toAPIJob(j *queue.Job) api.Job {
 		}
 	}
 	return out
+}
+
+// jsonString encodes s as a JSON string without HTML escaping (& < > stay
+// as written).
+func jsonString(s string) json.RawMessage {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // cannot fail for a string
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }

@@ -79,7 +79,7 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		h.annotate(r.Context(), jobs[i], &aj)
 		return &aj
 	}
-	out := api.SubmitResponse{Index: index}
+	out := api.SubmitResponse{Index: index, Warnings: h.pluginWarnings(reqs)}
 	if !batch {
 		s := res.Submitted[0]
 		if s.Err != nil {

@@ -78,6 +78,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		return
 	}
 	s.syncQueueConfig(ctx)
+	s.syncPeriodics(ctx)
 	s.mu.Lock()
 	s.term = ctx
 	m := s.membership
@@ -87,11 +88,13 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		defer m.LeaderStop()
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.runReaper(ctx)
-	}()
+	for _, f := range []func(context.Context){s.runReaper, s.runPeriodic} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(ctx)
+		}()
+	}
 	<-ctx.Done()
 	wg.Wait()
 }

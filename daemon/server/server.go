@@ -63,6 +63,9 @@ type Config struct {
 	// Queues are the queue settings of this node's config; a new leader
 	// replicates them where the FSM differs.
 	Queues map[string]queue.QueueConfig
+	// Periodics are the periodic jobs of this node's config; a new leader
+	// replicates them where the FSM differs.
+	Periodics []queue.Periodic
 	// Logger is the server's logger.
 	Logger hclog.Logger
 }
