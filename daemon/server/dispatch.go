@@ -265,9 +265,10 @@ func (ss *session) report(ctx context.Context, seq uint64, reports []queue.Repor
 	ss.mu.Unlock()
 	res, _, err := ss.srv.applier.Apply(ctx, &queue.Complete{Reports: reports})
 	if err = firstErr(err, res.Err); err != nil {
-		// Not acknowledged: the worker sends the batch again, to this
-		// leader or the next.
-		ss.srv.logger.Debug("reports not applied", "node", ss.node, "error", err)
+		// Not acknowledged: the stream ends and the worker sends the batch
+		// again on its next one (most likely to the next leader).
+		ss.srv.logger.Debug("reports not applied; ending the stream", "node", ss.node, "error", err)
+		ss.cancel()
 		return
 	}
 	d := &rpc.Down{Acked: seq, Rejected: make([]string, len(reports))}
