@@ -98,8 +98,29 @@ func settle(ctx context.Context, cl *client, agents []*agent, logf func(string, 
 	logf("settle: same index on every node: %s after %s", okWord(ok), time.Since(start).Round(time.Millisecond))
 }
 
-// collect reads every node's final state.
-func collect(ctx context.Context, cl *client, agents []*agent) []nodeFinal {
+// collect reads every node's final state. The nodes are read one after
+// the other, so a straggling raft entry can land between two reads: it
+// reads again until every node answers at the same index (up to
+// indexWait), and returns the last reading either way.
+func collect(ctx context.Context, cl *client, agents []*agent, logf func(string, ...any)) []nodeFinal {
+	var out []nodeFinal
+	start := time.Now()
+	ok := poll(ctx, indexWait, func() bool {
+		out = collectOnce(ctx, cl, agents)
+		for _, n := range out {
+			if !n.Reachable || n.Index != out[0].Index {
+				return false
+			}
+		}
+		return true
+	})
+	if !ok || time.Since(start) > time.Second {
+		logf("collect: every node at one index: %s after %s", okWord(ok), time.Since(start).Round(time.Millisecond))
+	}
+	return out
+}
+
+func collectOnce(ctx context.Context, cl *client, agents []*agent) []nodeFinal {
 	out := make([]nodeFinal, len(agents))
 	for i, a := range agents {
 		nf := nodeFinal{Name: a.name}

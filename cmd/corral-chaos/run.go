@@ -117,7 +117,7 @@ func runChaos(ctx context.Context, o options) (line string, ok bool, err error) 
 		logf("heal: %v", err)
 	}
 	settle(ctx, cl, agents, logf)
-	nodes := collect(ctx, cl, agents)
+	nodes := collect(ctx, cl, agents, logf)
 	effects, err := readEffects(agents)
 	if err != nil {
 		return "", false, err
