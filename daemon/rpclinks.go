@@ -129,6 +129,12 @@ func (f forwarder) Apply(ctx context.Context, addr string, cmds []queue.Command,
 func (f forwarder) ReadJob(ctx context.Context, addr, id string) (*queue.Job, uint64, error) {
 	var resp rpc.ReadResponse
 	if err := f.pool.Call(ctx, addr, rpc.MethodRead, &rpc.ReadRequest{ID: id}, &resp); err != nil {
+		var re *rpc.RemoteError
+		if !errors.As(err, &re) {
+			// The leader could not be reached (or went away mid-read): a
+			// read changed nothing, so this is "no leader", safe to retry.
+			return nil, 0, fmt.Errorf("consistent read from the leader at %s: %w: %w", addr, server.ErrNoLeader, err)
+		}
 		return nil, 0, err
 	}
 	return resp.Job, resp.Index, nil
