@@ -72,10 +72,12 @@ func testConfig(t testing.TB, logs io.Writer) Config {
 		logs = io.Discard
 	}
 	cfg := DefaultConfig()
-	cfg.HandshakeTimeout = 2 * time.Second
-	cfg.DialTimeout = 2 * time.Second
+	// Generous: the tests run under -race on two shared cores, where a TLS
+	// handshake can take seconds.
+	cfg.HandshakeTimeout = 10 * time.Second
+	cfg.DialTimeout = 10 * time.Second
 	cfg.KeepAliveInterval = time.Second
-	cfg.ConnectionWriteTimeout = 3 * time.Second
+	cfg.ConnectionWriteTimeout = 10 * time.Second
 	cfg.StreamCloseTimeout = 5 * time.Second
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: t.Name(), Output: logs, Level: hclog.Debug})
 	return cfg

@@ -138,7 +138,6 @@ func testRaftAndRPC(t *testing.T, withTLS bool) {
 		rc.HeartbeatTimeout = 300 * time.Millisecond
 		rc.ElectionTimeout = 300 * time.Millisecond
 		rc.LeaderLeaseTimeout = 300 * time.Millisecond
-		rc.CommitTimeout = 5 * time.Millisecond
 		store := raft.NewInmemStore()
 		fsms[i] = &counterFSM{}
 		if err := raft.BootstrapCluster(rc, store, store, raft.NewInmemSnapshotStore(), transports[i],
@@ -151,23 +150,26 @@ func testRaftAndRPC(t *testing.T, withTLS bool) {
 		}
 		rafts[i] = r
 	}
-	// Shut raft down before the muxes (cleanups run last-in first-out),
-	// all nodes at once as raft's own test cluster does: a node that stays
-	// up while a peer's raft has stopped can fill its replication pipeline
-	// to that peer, and raft v1.7.3 then blocks in Shutdown.
+	// Shut raft down, all nodes at once, and close the transports and the
+	// ports right away rather than after Shutdown returns: in raft v1.7.3 a
+	// leader whose peer's raft has stopped while the peer's transport still
+	// accepts keeps pipelining AppendEntries that are never answered; once
+	// 128 are in flight the replication goroutine blocks for good and the
+	// leader's Shutdown never returns.
 	t.Cleanup(func() {
 		futures := make([]raft.Future, len(rafts))
 		for i, r := range rafts {
 			futures[i] = r.Shutdown()
+		}
+		for i, tr := range transports {
+			tr.Close()
+			nodes[i].mux.Close()
 		}
 		within(t, 20*time.Second, "raft shutdown", func() {
 			for _, f := range futures {
 				f.Error()
 			}
 		})
-		for _, tr := range transports {
-			tr.Close()
-		}
 	})
 
 	// RPC traffic on the same ports, all the while raft elects and
