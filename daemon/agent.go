@@ -173,23 +173,23 @@ func (a *Agent) Start() (err error) {
 // startNodePlane listens on the node port: raft and node-to-node RPC, one
 // port, selected by the first byte of each connection.
 func (a *Agent) startNodePlane(bind, advertise string) error {
-	port, err := portOrFree(bind, a.cfg.Ports.Raft)
+	// Listen first: with port 0 the system picks one, with no window for
+	// another process to take it.
+	ln, err := net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(a.cfg.Ports.Raft)))
 	if err != nil {
-		return fmt.Errorf("raft port: %w", err)
+		return fmt.Errorf("node port %s:%d (is another agent running? set ports.raft): %w", bind, a.cfg.Ports.Raft, err)
 	}
-	a.raftAddr = net.JoinHostPort(advertise, strconv.Itoa(port))
+	a.raftAddr = net.JoinHostPort(advertise, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	rc := rpc.DefaultConfig()
 	rc.AdvertiseAddr = a.raftAddr
 	rc.Logger = a.logger.Named("rpc")
 	if a.rpcSrv, err = rpc.NewServer(rc); err != nil {
+		_ = ln.Close()
 		return err
 	}
 	if a.pool, err = rpc.NewPool(rc); err != nil {
+		_ = ln.Close()
 		return err
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(port)))
-	if err != nil {
-		return fmt.Errorf("node port %s:%d (is another agent running? set ports.raft): %w", bind, port, err)
 	}
 	if a.mux, err = rpc.NewMux(ln, a.rpcSrv, rc); err != nil {
 		_ = ln.Close()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -68,7 +69,10 @@ func Start(t testing.TB, opts Options) *Cluster {
 		cfg.NodeName = fmt.Sprintf("node-%d", i)
 		cfg.DataDir = filepath.Join(base, cfg.NodeName)
 		cfg.BindAddr = "127.0.0.1"
-		cfg.Ports = config.Ports{HTTP: freePort(t), Raft: freePort(t), Serf: freePort(t)}
+		// HTTP and raft listen on port 0 (the agent takes what the system
+		// gives, with no window for another process to take it); Serf
+		// needs its port up front. startNode records the ports in use.
+		cfg.Ports = config.Ports{Serf: freePort(t)}
 		cfg.Raft.HeartbeatTimeout = 500 * time.Millisecond
 		cfg.Raft.ElectionTimeout = 500 * time.Millisecond
 		cfg.Raft.LeaderLeaseTimeout = 250 * time.Millisecond
@@ -114,6 +118,9 @@ func (c *Cluster) startNode(n *Node) {
 	if err := a.Start(); err != nil {
 		c.t.Fatalf("start agent %s: %v", n.Name, err)
 	}
+	// A restart keeps the node's addresses (raft knows it by them).
+	n.Config.Ports.HTTP = portOf(c.t, a.HTTPAddr())
+	n.Config.Ports.Raft = portOf(c.t, a.RaftAddr())
 	n.Agent = a
 	n.Client, err = api.NewClient("http://"+a.HTTPAddr(), "")
 	if err != nil {
@@ -203,6 +210,20 @@ func (c *Cluster) Eventually(timeout time.Duration, what string, cond func() boo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// portOf returns the port of a host:port address.
+func portOf(t testing.TB, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("address %q: %v", addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatalf("address %q: %v", addr, err)
+	}
+	return port
 }
 
 func freePort(t testing.TB) int {
