@@ -69,7 +69,7 @@ func (u *Up) Validate() error {
 		return fmt.Errorf("%w: %d leases in one heartbeat (at most %d)", ErrBadRequest, len(u.Heartbeat), MaxLeasesPerMessage)
 	case len(u.Reports) > MaxReportsPerMessage:
 		return fmt.Errorf("%w: %d reports in one message (at most %d)", ErrBadRequest, len(u.Reports), MaxReportsPerMessage)
-	case u.Credit != nil && (len(u.Credit.Free) > MaxPluginsPerCredit || len(u.Credit.Seen) > MaxPluginsPerCredit):
+	case u.Credit != nil && (len(u.Credit.Free) > MaxPluginsPerCredit || len(u.Credit.Seen) > MaxPluginsPerCredit || len(u.Credit.Released) > MaxPluginsPerCredit):
 		return fmt.Errorf("%w: credit names more than %d plugins", ErrBadRequest, MaxPluginsPerCredit)
 	}
 	return nil
@@ -77,11 +77,14 @@ func (u *Up) Validate() error {
 
 // Credit announces a worker's free slots per plugin. Seen counts, per
 // plugin, the leases the worker had received on this stream when it
-// computed Free, so the leader subtracts the leases still on their way:
-// free now = Free[p] - (leases sent for p - Seen[p]).
+// computed Free, and Released the slots that acks on this stream had freed
+// by then, so the leader accounts for what crossed on the way:
+// free now = Free[p] - (leases sent for p - Seen[p]) + (slots freed by
+// acks sent - Released[p]).
 type Credit struct {
-	Free map[string]int
-	Seen map[string]uint64
+	Free     map[string]int
+	Seen     map[string]uint64
+	Released map[string]uint64
 }
 
 // Down is a message from the leader to a worker; any of its parts may be

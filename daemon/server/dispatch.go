@@ -277,7 +277,17 @@ func (ss *session) report(ctx context.Context, seq uint64, reports []queue.Repor
 			d.Rejected[i] = e.Error()
 		}
 	}
+	// The ack frees the batch's slots on the worker: count them as credit
+	// now (the worker counts them the same way), so the next claim need
+	// not wait for the worker to announce them.
+	freed := map[string]int{}
+	for _, r := range reports {
+		if j, ok := ss.srv.store.Get(r.ID); ok {
+			freed[j.Plugin]++
+		}
+	}
 	ss.send(ctx, d)
+	ss.credits.release(freed)
 }
 
 // claim leases queued jobs to the worker's free slots, for as long as the
@@ -391,44 +401,79 @@ func (ss *session) pushAborts(ctx context.Context) {
 	}
 }
 
-// credits is the leader's account of one worker's free slots.
+// credits is the leader's account of one worker's free slots. The worker
+// announces its free slots (Free), with how many leases it had received
+// (Seen) and how many slots acks had freed (Released) when it counted;
+// the leader adds what it has done since: free now = Free - (leases sent
+// - Seen) + (slots its acks freed - Released).
 type credits struct {
-	mu   sync.Mutex
-	free map[string]int    // as last announced
-	sent map[string]uint64 // leases pushed on this stream, per plugin
-	seen map[string]uint64 // leases the worker had when it announced
-	// changed is signalled (without blocking) at each announcement.
+	mu       sync.Mutex
+	free     map[string]int    // as last announced
+	sent     map[string]uint64 // leases pushed on this stream, per plugin
+	seen     map[string]uint64 // leases the worker had when it announced
+	released map[string]uint64 // slots freed by acks sent on this stream
+	counted  map[string]uint64 // of those, the ones the announcement counted
+	// changed is signalled (without blocking) at each change.
 	changed chan struct{}
 }
 
 func newCredits() credits {
-	return credits{free: map[string]int{}, sent: map[string]uint64{}, seen: map[string]uint64{}, changed: make(chan struct{}, 1)}
+	return credits{free: map[string]int{}, sent: map[string]uint64{}, seen: map[string]uint64{},
+		released: map[string]uint64{}, counted: map[string]uint64{}, changed: make(chan struct{}, 1)}
 }
 
-// announce records a worker's announcement.
-func (c *credits) announce(cr *rpc.Credit) {
-	c.mu.Lock()
-	c.free = cr.Free
-	c.seen = cr.Seen
-	c.mu.Unlock()
+// signal wakes the claim loop.
+func (c *credits) signal() {
 	select {
 	case c.changed <- struct{}{}:
 	default:
 	}
 }
 
+// announce records a worker's announcement.
+func (c *credits) announce(cr *rpc.Credit) {
+	c.mu.Lock()
+	c.free, c.seen, c.counted = cr.Free, cr.Seen, cr.Released
+	c.mu.Unlock()
+	c.signal()
+}
+
+// release counts slots an ack has freed.
+func (c *credits) release(freed map[string]int) {
+	if len(freed) == 0 {
+		return
+	}
+	c.mu.Lock()
+	for p, n := range freed {
+		c.released[p] += uint64(n)
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
 // available returns the slots free now per plugin (plugins without any
-// are left out): the announced ones less the leases sent since.
+// are left out).
 func (c *credits) available() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := map[string]int{}
-	for p, n := range c.free {
-		if unseen := c.sent[p] - min(c.seen[p], c.sent[p]); uint64(max(n, 0)) > unseen {
-			out[p] = n - int(unseen)
-		}
+	for p := range c.free {
+		c.add(out, p)
+	}
+	for p := range c.released {
+		c.add(out, p)
 	}
 	return out
+}
+
+// add puts plugin p's free slots into out when there are any. Called with
+// c.mu held.
+func (c *credits) add(out map[string]int, p string) {
+	unseen := c.sent[p] - min(c.seen[p], c.sent[p])
+	uncounted := c.released[p] - min(c.counted[p], c.released[p])
+	if n := int64(max(c.free[p], 0)) - int64(unseen) + int64(uncounted); n > 0 {
+		out[p] = int(n)
+	}
 }
 
 // granted counts one lease sent for plugin.

@@ -46,6 +46,17 @@ func TestCreditsSubtractLeasesInFlight(t *testing.T) {
 	if got := c.available(); len(got) != 0 {
 		t.Fatalf("negative free slots: %v, want none", got)
 	}
+	// An ack freeing 3 slots counts at once; an announcement that had
+	// already counted 2 of them counts only the third on top.
+	c.announce(&rpc.Credit{Free: map[string]int{"p": 0}, Seen: map[string]uint64{"p": 2}})
+	c.release(map[string]int{"p": 3})
+	if got := c.available(); got["p"] != 3 {
+		t.Fatalf("after an ack freed 3: %v, want p:3", got)
+	}
+	c.announce(&rpc.Credit{Free: map[string]int{"p": 2}, Seen: map[string]uint64{"p": 2}, Released: map[string]uint64{"p": 2}})
+	if got := c.available(); got["p"] != 3 {
+		t.Fatalf("after an announcement that counted 2 of the 3: %v, want p:3", got)
+	}
 }
 
 // testServer is a one-node server on an in-memory raft.

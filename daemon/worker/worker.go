@@ -206,7 +206,7 @@ func (w *Worker) session(ctx context.Context, st Stream, restarted bool) (welcom
 	if !first.Welcome {
 		return false, errors.New("dispatch stream: the leader did not answer the hello")
 	}
-	s := &stream{w: w, st: st, seen: map[string]uint64{}, inflight: map[uint64][]queue.Report{}}
+	s := &stream{w: w, st: st, seen: map[string]uint64{}, released: map[string]uint64{}, inflight: map[uint64][]queue.Report{}}
 	w.mu.Lock()
 	// Nothing unacknowledged is known to the new leader: send it all again
 	// (a duplicate is rejected by its fencing token and changes nothing).
@@ -242,6 +242,7 @@ type stream struct {
 
 	mu       sync.Mutex
 	seen     map[string]uint64         // leases received per plugin
+	released map[string]uint64         // slots freed by acks, per plugin
 	inflight map[uint64][]queue.Report // report batches sent, by seq
 	nextSeq  uint64
 	last     *rpc.Credit // last credit announced
@@ -269,7 +270,12 @@ func (s *stream) acked(seq uint64, rejected []string) {
 			s.w.logger.Info("report rejected", "job", batch[i].ID, "token", batch[i].Token, "reason", e)
 		}
 	}
-	s.w.release(batch)
+	freed := s.w.release(batch)
+	s.mu.Lock()
+	for p, n := range freed {
+		s.released[p] += uint64(n)
+	}
+	s.mu.Unlock()
 }
 
 // send is the stream's writer: reports, heartbeats and credit, until the
@@ -338,7 +344,7 @@ func (s *stream) sendCredit() error {
 		s.mu.Unlock()
 		return nil
 	}
-	c := &rpc.Credit{Free: free, Seen: maps.Clone(s.seen)}
+	c := &rpc.Credit{Free: free, Seen: maps.Clone(s.seen), Released: maps.Clone(s.released)}
 	s.last = c
 	s.mu.Unlock()
 	if err := s.st.Send(&rpc.Up{Credit: c}); err != nil {
@@ -348,11 +354,18 @@ func (s *stream) sendCredit() error {
 }
 
 // estimateHolds reports whether the leader's view of the free slots (the
-// last announcement less the leases sent since) equals free. Called with
-// s.mu held.
+// last announcement, less the leases sent since, plus the slots acks have
+// freed since) equals free. Called with s.mu held.
 func (s *stream) estimateHolds(free map[string]int) bool {
 	estimate := func(p string) int {
-		return max(s.last.Free[p]-int(s.seen[p]-s.last.Seen[p]), 0)
+		return max(s.last.Free[p]-int(s.seen[p]-s.last.Seen[p])+int(s.released[p]-s.last.Released[p]), 0)
+	}
+	for _, known := range []map[string]uint64{s.last.Seen, s.released} {
+		for p := range known {
+			if _, ok := free[p]; !ok && estimate(p) > 0 {
+				return false
+			}
+		}
 	}
 	for p := range s.last.Free {
 		if _, ok := free[p]; !ok && estimate(p) > 0 {
@@ -453,10 +466,12 @@ func (w *Worker) start(ctx context.Context, l rpc.Lease) {
 	})
 }
 
-// release forgets acknowledged attempts and frees their slots.
-func (w *Worker) release(batch []queue.Report) {
+// release forgets acknowledged attempts and frees their slots, and
+// returns how many it freed per plugin.
+func (w *Worker) release(batch []queue.Report) (freed map[string]int) {
+	freed = map[string]int{}
 	if len(batch) == 0 {
-		return
+		return freed
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -468,11 +483,13 @@ func (w *Worker) release(batch []queue.Report) {
 		}
 		delete(w.pending, ref)
 		w.perPlug[f.plugin]--
+		freed[f.plugin]++
 		if rj, ok := w.running[r.ID]; ok && rj.lease.Token == r.Token {
 			delete(w.running, r.ID)
 		}
 	}
 	w.signalLocked()
+	return freed
 }
 
 // execute runs the attempt and turns its outcome into a report.
