@@ -134,7 +134,7 @@ func (a *Agent) Start() (err error) {
 	}
 	a.startIndex = a.node.Raft.LastIndex()
 	a.server = server.New(server.Config{
-		NodeID: a.nodeID, LeaseTTL: a.cfg.Limits.LeaseTTL, Queues: queueConfigs(a.cfg), Logger: a.logger.Named("server"),
+		NodeID: a.nodeID, LeaseTTL: a.cfg.Limits.LeaseTTL, Queues: queueConfigs(a.cfg), MaxResultBytes: a.cfg.Limits.MaxResultBytes, Logger: a.logger.Named("server"),
 	}, a.node.Raft, a.node.LeaderCh(), a.store)
 	a.server.SetForwarder(forwarder{pool: a.pool})
 	a.registerRPC()

@@ -49,6 +49,9 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	for i := range reqs {
 		spec, err := specFromRequest(&reqs[i], now)
 		if err == nil {
+			err = queue.CheckBounds(&spec)
+		}
+		if err == nil {
 			err = h.checkLimits(&spec)
 		}
 		if err == nil {
@@ -320,6 +323,14 @@ func (h *API) handleQueues(w http.ResponseWriter, r *http.Request) {
 func (h *API) handlePause(paused bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
+		if !queue.ValidQueueName(name) {
+			writeError(w, badRequest("queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", truncate(name, queue.MaxQueueName), queue.MaxQueueName))
+			return
+		}
+		if !h.queueExists(name) {
+			writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("queue %s not found: queues exist once a job was submitted to them or a queue block names them (see corral queue list)", name)})
+			return
+		}
 		cmd := &queue.SetQueue{Name: name, Fields: queue.FieldPaused, Config: queue.QueueConfig{Paused: paused}}
 		res, index, err := h.writer.Write(r.Context(), cmd)
 		if err == nil {
@@ -331,4 +342,22 @@ func (h *API) handlePause(paused bool) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"name": name, "paused": paused}, index)
 	}
+}
+
+// queueExists reports whether the local replica knows the queue.
+func (h *API) queueExists(name string) bool {
+	for _, q := range h.store.Queues() {
+		if q.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// truncate shortens s to n bytes for an error message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }

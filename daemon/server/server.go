@@ -62,6 +62,10 @@ type Config struct {
 	// Queues are the queue settings of this node's config; a new leader
 	// replicates them where the FSM differs.
 	Queues map[string]queue.QueueConfig
+	// MaxResultBytes bounds the result of a reported attempt (0: no
+	// bound). Workers enforce it themselves; the leader checks again so a
+	// misbehaving node cannot put a larger one in the raft log.
+	MaxResultBytes int
 	// Logger is the server's logger.
 	Logger hclog.Logger
 }
