@@ -109,6 +109,7 @@ func (a *Agent) Start() (err error) {
 	if err := a.openDataDir(); err != nil {
 		return err
 	}
+	a.warnInsecure()
 	metrics, err := httpapi.Metrics()
 	if err != nil {
 		return err
@@ -150,12 +151,20 @@ func (a *Agent) Start() (err error) {
 	if err := a.startPlugins(a.ctx); err != nil {
 		return err
 	}
-	a.httpLn, err = net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(a.cfg.Ports.HTTP)))
+	httpBind := a.cfg.Addresses.HTTP
+	if httpBind == "" {
+		httpBind = "127.0.0.1"
+	}
+	a.httpLn, err = net.Listen("tcp", net.JoinHostPort(httpBind, strconv.Itoa(a.cfg.Ports.HTTP)))
 	if err != nil {
-		return fmt.Errorf("http listener on %s:%d (is another agent running? set ports.http): %w", bind, a.cfg.Ports.HTTP, err)
+		return fmt.Errorf("http listener on %s:%d (is another agent running? set ports.http): %w", httpBind, a.cfg.Ports.HTTP, err)
 	}
 	a.httpAddr = a.httpLn.Addr().String()
-	a.httpAdvertise = net.JoinHostPort(advertise, strconv.Itoa(a.httpLn.Addr().(*net.TCPAddr).Port))
+	httpHost := httpBind
+	if ip := net.ParseIP(httpBind); ip != nil && ip.IsUnspecified() {
+		httpHost = advertise
+	}
+	a.httpAdvertise = net.JoinHostPort(httpHost, strconv.Itoa(a.httpLn.Addr().(*net.TCPAddr).Port))
 	if err := a.startDiscovery(bind, advertise); err != nil {
 		return err
 	}
@@ -220,6 +229,26 @@ func (a *Agent) startHTTP(metrics http.Handler) {
 			a.logger.Error("http server stopped", "error", err)
 		}
 	}()
+}
+
+// warnInsecure logs, at every start, each protection the config turned
+// off outside -dev.
+func (a *Agent) warnInsecure() {
+	if a.cfg.Dev {
+		return
+	}
+	if !a.cfg.ACL.Enabled {
+		a.logger.Warn("ACLs are disabled (acl { enabled = false }): anyone who reaches the HTTP API can submit jobs, remove peers and stop this agent")
+	}
+	if a.cfg.Serf.Encrypt == "" {
+		a.logger.Warn("gossip is not encrypted (no serf.encrypt): anyone who reaches the serf port can read and inject membership; make a key with corral keygen")
+	}
+	if !a.cfg.TLS.Enabled() {
+		a.logger.Warn("the node plane has no TLS (no tls block): anyone who reaches the raft port can speak raft to this node; see the Security section of the README")
+	}
+	if a.cfg.PluginEnabled("exec") {
+		a.logger.Warn("the exec plugin is enabled: anyone allowed to submit exec jobs runs commands as this agent's user")
+	}
 }
 
 // queueConfigs translates the config's queue blocks.

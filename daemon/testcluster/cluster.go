@@ -29,6 +29,10 @@ type Options struct {
 	// Builtins runs the built-in plugins (exec, http, echo) on every node,
 	// served by a corral binary built once per test process.
 	Builtins bool
+	// SecureDefaults keeps the secure defaults of a production agent: ACLs
+	// on and exec off. Without it every node has acl { enabled = false }
+	// and plugin "exec" { enabled = true } before Configure runs.
+	SecureDefaults bool
 }
 
 // Cluster is a set of in-process agents.
@@ -78,6 +82,13 @@ func Start(t testing.TB, opts Options) *Cluster {
 			firstSerf = fmt.Sprintf("127.0.0.1:%d", cfg.Ports.Serf)
 		} else {
 			cfg.Server.RetryJoin = []string{firstSerf}
+		}
+		if !opts.SecureDefaults {
+			on := true
+			exec := config.DefaultPlugin("exec")
+			exec.Enabled = &on
+			cfg.ACL.Enabled = false
+			cfg.Plugins["exec"] = exec
 		}
 		if opts.Configure != nil {
 			opts.Configure(i, cfg)
