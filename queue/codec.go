@@ -190,11 +190,18 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 		b = append(b, byte(KindPurge))
 		return binary.AppendVarint(b, int64(c.Limit)), nil
 	}
+	if b, ok := appendACLCommand(b, c); ok {
+		return b, nil
+	}
 	return b, fmt.Errorf("%w: unknown command %T", ErrBadCommand, c)
 }
 
 func (d *decoder) command() Command {
-	switch Kind(d.byte()) {
+	kind := Kind(d.byte())
+	if c, ok := d.aclCommand(kind); ok {
+		return c
+	}
+	switch kind {
 	case KindSubmit:
 		c := &Submit{}
 		if n := d.count(1); n > 0 {

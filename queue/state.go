@@ -97,6 +97,8 @@ type state struct {
 	unique map[string]string
 	// names interns queue, plugin, node and constraint strings.
 	names map[string]string
+	// acl holds ACL policies and tokens; nil until the first ACL command.
+	acl *aclState
 
 	// index is the raft index of the last applied entry.
 	index uint64
