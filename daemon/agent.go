@@ -209,14 +209,18 @@ func (a *Agent) startNodePlane(bind, advertise string) error {
 
 // startHTTP serves the public API.
 func (a *Agent) startHTTP(metrics http.Handler) {
-	h := httpapi.New(httpapi.Config{
+	hc := httpapi.Config{
 		NodeName:        a.cfg.NodeName,
 		MaxRequestBytes: a.cfg.Limits.MaxRequestBytes,
 		MaxPayloadBytes: a.cfg.Limits.MaxPayloadBytes,
 		EnableDebug:     a.cfg.EnableDebug,
 		Metrics:         metrics,
 		Logger:          a.logger.Named("http"),
-	}, a.store, a.server, cluster{a: a}, jobAccess{a: a}, pluginList{a: a})
+	}
+	if a.cfg.ACL.Enabled {
+		hc.ACLs = a.store
+	}
+	h := httpapi.New(hc, a.store, a.server, cluster{a: a}, jobAccess{a: a}, pluginList{a: a})
 	a.httpSrv = &http.Server{
 		Handler:           h.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -133,6 +133,10 @@ server {
 plugin "echo" {
   concurrency = %d
 }
+# A throwaway cluster on 127.0.0.1, gone when the bench ends.
+acl {
+  enabled = false
+}
 `, a.name, filepath.Join(a.dir, "data"), ports[0], ports[1], ports[2],
 		cfg.Nodes, strings.Join(joins, ", "), cfg.EchoConcurrency)
 }

@@ -22,6 +22,10 @@ type submitBody struct {
 // waits (at most D) until every submitted job has ended and carries the
 // jobs: submit and result in one round trip.
 func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	authz, ok := h.authenticate(w, r, "queue:write on the job's queue")
+	if !ok {
+		return
+	}
 	wait, err := submitWait(r)
 	if err != nil {
 		writeError(w, err)
@@ -66,6 +70,11 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 		cmd.Specs[i] = spec
 		cmd.IDs[i] = ulid.Make().String()
+	}
+	for i := range cmd.Specs {
+		if !h.check(w, authz, permQueueWrite(queueOf(cmd.Specs[i].Queue))) {
+			return
+		}
 	}
 	res, index, err := h.writer.Write(r.Context(), cmd)
 	if err == nil {
@@ -170,6 +179,10 @@ const missingWait = 2 * time.Second
 // With ?index=N it blocks until the job's own index passes N.
 func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	authz, ok := h.authenticate(w, r, "queue:read on the job's queue")
+	if !ok {
+		return
+	}
 	q := r.URL.Query()
 	consistent, stale := q.Get("consistent") == "true", q.Get("stale") == "true"
 	if consistent && stale {
@@ -195,6 +208,9 @@ func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 			writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
 			return
 		}
+		if !h.check(w, authz, permQueueRead(job.Queue)) {
+			return
+		}
 		out := toAPIJob(job)
 		h.annotate(r.Context(), job, &out)
 		writeJSON(w, http.StatusOK, out, index)
@@ -217,6 +233,9 @@ func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
 		return
 	}
+	if !h.check(w, authz, permQueueRead(job.Queue)) {
+		return
+	}
 	out := toAPIJob(job)
 	h.annotate(r.Context(), job, &out)
 	writeJSON(w, http.StatusOK, out, job.Index)
@@ -226,6 +245,10 @@ func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 func (h *API) handleListJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := queue.Filter{Queue: q.Get("queue")}
+	authz, ok := h.authenticate(w, r, "queue:read")
+	if !ok || (f.Queue != "" && !h.check(w, authz, permQueueRead(f.Queue))) {
+		return
+	}
 	if s := q.Get("state"); s != "" {
 		st, err := queue.ParseState(s)
 		if err != nil {
@@ -247,10 +270,18 @@ func (h *API) handleListJobs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	index := h.store.Index()
-	jobs := h.store.List(f)
-	out := api.JobList{Jobs: make([]api.Job, len(jobs)), Index: index}
-	for i, j := range jobs {
-		out.Jobs[i] = toAPIJob(j)
+	limit := f.Limit
+	if f.Queue == "" && !authz.Management() {
+		f.Limit = 0 // filtered below, then cut
+	}
+	out := api.JobList{Jobs: []api.Job{}, Index: index}
+	for _, j := range h.store.List(f) {
+		if limit > 0 && len(out.Jobs) == limit {
+			break
+		}
+		if f.Queue != "" || authz.QueueRead(j.Queue) {
+			out.Jobs = append(out.Jobs, toAPIJob(j))
+		}
 	}
 	writeJSON(w, http.StatusOK, out, index)
 }
@@ -276,6 +307,28 @@ func (h *API) handleRetry(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *API) applyJobCommand(w http.ResponseWriter, r *http.Request, cmd queue.Command) {
+	if h.resolver != nil {
+		authz, ok := h.authenticate(w, r, "queue:write on the job's queue")
+		if !ok {
+			return
+		}
+		id := r.PathValue("id")
+		job, found := h.store.Get(id)
+		if !found {
+			// It may still be replicating from a submit elsewhere.
+			waitFor(r.Context(), h.store, missingWait, func() bool {
+				job, found = h.store.Get(id)
+				return found
+			})
+		}
+		if !found {
+			writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
+			return
+		}
+		if !h.check(w, authz, permQueueWrite(job.Queue)) {
+			return
+		}
+	}
 	res, index, err := h.writer.Write(r.Context(), cmd)
 	if err == nil {
 		err = res.Err
@@ -289,6 +342,10 @@ func (h *API) applyJobCommand(w http.ResponseWriter, r *http.Request, cmd queue.
 
 // handleQueues serves GET /v1/queues.
 func (h *API) handleQueues(w http.ResponseWriter, r *http.Request) {
+	authz, ok := h.authenticate(w, r, "queue:read")
+	if !ok {
+		return
+	}
 	if err := h.blockOnStore(r); err != nil {
 		writeError(w, err)
 		return
@@ -297,6 +354,9 @@ func (h *API) handleQueues(w http.ResponseWriter, r *http.Request) {
 	qs := h.store.Queues()
 	out := api.QueueList{Queues: make([]api.Queue, 0, len(qs)), Index: index}
 	for _, q := range qs {
+		if !authz.QueueRead(q.Name) {
+			continue
+		}
 		aq := api.Queue{
 			Name:        q.Name,
 			Paused:      q.Config.Paused,
@@ -360,4 +420,12 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// queueOf returns the queue a spec lands in.
+func queueOf(name string) string {
+	if name == "" {
+		return queue.DefaultQueue
+	}
+	return name
 }

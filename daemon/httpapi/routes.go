@@ -21,24 +21,35 @@ func (h *API) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/jobs/{id}/retry", h.handleRetry)
 	mux.HandleFunc("GET /v1/jobs/{id}/logs", h.replayed(h.handleLogs))
 	mux.HandleFunc("GET /v1/queues", h.replayed(h.handleQueues))
-	mux.HandleFunc("POST /v1/queues/{name}/pause", h.handlePause(true))
-	mux.HandleFunc("POST /v1/queues/{name}/resume", h.handlePause(false))
-	mux.HandleFunc("GET /v1/operator/raft/configuration", h.handleRaftConfiguration)
-	mux.HandleFunc("DELETE /v1/operator/raft/peer", h.handleRemovePeer)
+	mux.HandleFunc("POST /v1/queues/{name}/pause", h.need(permOperatorWrite, h.handlePause(true)))
+	mux.HandleFunc("POST /v1/queues/{name}/resume", h.need(permOperatorWrite, h.handlePause(false)))
+	mux.HandleFunc("GET /v1/operator/raft/configuration", h.need(permOperatorRead, h.handleRaftConfiguration))
+	mux.HandleFunc("DELETE /v1/operator/raft/peer", h.need(permOperatorWrite, h.handleRemovePeer))
+	// Like Consul's, the leader's address is public: clients find the
+	// cluster with it before they have a token.
 	mux.HandleFunc("GET /v1/status/leader", h.handleLeader)
-	mux.HandleFunc("GET /v1/agent/self", h.handleSelf)
-	mux.HandleFunc("PUT /v1/agent/leave", h.handleLeave)
-	mux.HandleFunc("GET /v1/members", h.handleMembers)
-	mux.HandleFunc("GET /v1/plugins", h.handlePlugins)
+	mux.HandleFunc("GET /v1/agent/self", h.need(permAgentRead, h.handleSelf))
+	mux.HandleFunc("PUT /v1/agent/leave", h.need(permAgentWrite, h.handleLeave))
+	mux.HandleFunc("GET /v1/members", h.need(permAgentRead, h.handleMembers))
+	mux.HandleFunc("GET /v1/plugins", h.need(permAgentRead, h.handlePlugins))
+	mux.HandleFunc("POST /v1/acl/bootstrap", h.handleACLBootstrap)
+	mux.HandleFunc("GET /v1/acl/policies", h.needACL(h.handleACLPolicies))
+	mux.HandleFunc("PUT /v1/acl/policy/{name}", h.needACL(h.handleACLPolicyApply))
+	mux.HandleFunc("DELETE /v1/acl/policy/{name}", h.needACL(h.handleACLPolicyDelete))
+	mux.HandleFunc("GET /v1/acl/tokens", h.needACL(h.handleACLTokens))
+	mux.HandleFunc("POST /v1/acl/token", h.needACL(h.handleACLTokenCreate))
+	mux.HandleFunc("DELETE /v1/acl/token/{accessor}", h.needACL(h.handleACLTokenDelete))
 	if h.cfg.Metrics != nil {
-		mux.Handle("GET /v1/metrics", h.cfg.Metrics)
+		// Metrics reveal the cluster's shape and load: agent:read, as
+		// Consul's /v1/agent/metrics. Prometheus sends a bearer token.
+		mux.HandleFunc("GET /v1/metrics", h.need(permAgentRead, h.cfg.Metrics.ServeHTTP))
 	}
 	if h.cfg.EnableDebug {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("GET /debug/pprof/", h.need(permAgentWrite, pprof.Index))
+		mux.HandleFunc("GET /debug/pprof/cmdline", h.need(permAgentWrite, pprof.Cmdline))
+		mux.HandleFunc("GET /debug/pprof/profile", h.need(permAgentWrite, pprof.Profile))
+		mux.HandleFunc("GET /debug/pprof/symbol", h.need(permAgentWrite, pprof.Symbol))
+		mux.HandleFunc("GET /debug/pprof/trace", h.need(permAgentWrite, pprof.Trace))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("no such endpoint: %s %s (see the API section of the README)", r.Method, r.URL.Path)})
