@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/corral-dev/corral/daemon/certs"
 	"github.com/corral-dev/corral/daemon/config"
 	"github.com/corral-dev/corral/daemon/httpapi"
 	"github.com/corral-dev/corral/daemon/raftnode"
@@ -160,6 +162,13 @@ func (a *Agent) Start() (err error) {
 		return fmt.Errorf("http listener on %s:%d (is another agent running? set ports.http): %w", httpBind, a.cfg.Ports.HTTP, err)
 	}
 	a.httpAddr = a.httpLn.Addr().String()
+	if a.cfg.TLS.HTTP {
+		tc, err := certs.HTTPSConfig(tlsFiles(a.cfg.TLS))
+		if err != nil {
+			return err
+		}
+		a.httpLn = tls.NewListener(a.httpLn, tc)
+	}
 	httpHost := httpBind
 	if ip := net.ParseIP(httpBind); ip != nil && ip.IsUnspecified() {
 		httpHost = advertise
@@ -190,6 +199,11 @@ func (a *Agent) startNodePlane(bind, advertise string) error {
 	rc := rpc.DefaultConfig()
 	rc.AdvertiseAddr = a.raftAddr
 	rc.Logger = a.logger.Named("rpc")
+	if a.cfg.TLS.Enabled() {
+		if rc.TLS, rc.DialTLS, err = certs.NodeTLS(tlsFiles(a.cfg.TLS)); err != nil {
+			return err
+		}
+	}
 	if a.rpcSrv, err = rpc.NewServer(rc); err != nil {
 		return err
 	}
@@ -233,6 +247,12 @@ func (a *Agent) startHTTP(metrics http.Handler) {
 			a.logger.Error("http server stopped", "error", err)
 		}
 	}()
+}
+
+// tlsFiles translates the tls block.
+func tlsFiles(t config.TLS) certs.Files {
+	return certs.Files{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, Cluster: t.Cluster,
+		VerifyIncoming: t.VerifyIncoming, VerifyServerHostname: t.VerifyServerHostname}
 }
 
 // warnInsecure logs, at every start, each protection the config turned

@@ -13,6 +13,7 @@ import (
 
 	"github.com/corral-dev/corral/daemon"
 	"github.com/corral-dev/corral/daemon/api"
+	"github.com/corral-dev/corral/daemon/certs"
 	"github.com/corral-dev/corral/daemon/config"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -126,9 +127,20 @@ func (c *Cluster) startNode(n *Node) {
 		c.t.Fatalf("start agent %s: %v", n.Name, err)
 	}
 	n.Agent = a
-	n.Client, err = api.NewClient("http://"+a.HTTPAddr(), "")
+	scheme := "http://"
+	if n.Config.TLS.HTTP {
+		scheme = "https://"
+	}
+	n.Client, err = api.NewClient(scheme+a.HTTPAddr(), "")
 	if err != nil {
 		c.t.Fatalf("client for %s: %v", n.Name, err)
+	}
+	if n.Config.TLS.HTTP {
+		tc, err := certs.ClientConfig(n.Config.TLS.CAFile, "", "")
+		if err != nil {
+			c.t.Fatalf("https client for %s: %v", n.Name, err)
+		}
+		n.Client.SetTLSConfig(tc)
 	}
 }
 
