@@ -93,6 +93,12 @@ func commands(m Meta) map[string]cli.CommandFactory {
 		"acl token list":    cmd(&ACLTokenListCommand{Meta: m}),
 		"acl token delete":  cmd(&ACLTokenDeleteCommand{Meta: m}),
 
+		"tls":             cmd(&groupCommand{synopsis: "Create the cluster's CA and certificates", help: tlsHelp}),
+		"tls ca":          cmd(&groupCommand{synopsis: "Create the cluster CA", help: tlsHelp}),
+		"tls ca create":   cmd(&TLSCACreateCommand{Meta: m}),
+		"tls cert":        cmd(&groupCommand{synopsis: "Create certificates", help: tlsHelp}),
+		"tls cert create": cmd(&TLSCertCreateCommand{Meta: m}),
+
 		"bench":   cmd(&BenchCommand{Meta: m}),
 		"keygen":  cmd(&KeygenCommand{Meta: m}),
 		"version": cmd(&VersionCommand{Meta: m}),
