@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/corral-dev/corral/daemon/certs"
 	"github.com/corral-dev/corral/daemon/config"
 	"github.com/corral-dev/corral/daemon/httpapi"
 	"github.com/corral-dev/corral/daemon/raftnode"
@@ -109,6 +111,7 @@ func (a *Agent) Start() (err error) {
 	if err := a.openDataDir(); err != nil {
 		return err
 	}
+	a.warnInsecure()
 	metrics, err := httpapi.Metrics()
 	if err != nil {
 		return err
@@ -134,7 +137,8 @@ func (a *Agent) Start() (err error) {
 	}
 	a.startIndex = a.node.Raft.LastIndex()
 	a.server = server.New(server.Config{
-		NodeID: a.nodeID, LeaseTTL: a.cfg.Limits.LeaseTTL, Queues: queueConfigs(a.cfg), Periodics: periodicConfigs(a.cfg), Logger: a.logger.Named("server"),
+		NodeID: a.nodeID, LeaseTTL: a.cfg.Limits.LeaseTTL, Queues: queueConfigs(a.cfg), Periodics: periodicConfigs(a.cfg),
+		MaxResultBytes: a.cfg.Limits.MaxResultBytes, Logger: a.logger.Named("server"),
 	}, a.node.Raft, a.node.LeaderCh(), a.store)
 	a.server.SetForwarder(forwarder{pool: a.pool})
 	a.registerRPC()
@@ -150,12 +154,27 @@ func (a *Agent) Start() (err error) {
 	if err := a.startPlugins(a.ctx); err != nil {
 		return err
 	}
-	a.httpLn, err = net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(a.cfg.Ports.HTTP)))
+	httpBind := a.cfg.Addresses.HTTP
+	if httpBind == "" {
+		httpBind = "127.0.0.1"
+	}
+	a.httpLn, err = net.Listen("tcp", net.JoinHostPort(httpBind, strconv.Itoa(a.cfg.Ports.HTTP)))
 	if err != nil {
-		return fmt.Errorf("http listener on %s:%d (is another agent running? set ports.http): %w", bind, a.cfg.Ports.HTTP, err)
+		return fmt.Errorf("http listener on %s:%d (is another agent running? set ports.http): %w", httpBind, a.cfg.Ports.HTTP, err)
 	}
 	a.httpAddr = a.httpLn.Addr().String()
-	a.httpAdvertise = net.JoinHostPort(advertise, strconv.Itoa(a.httpLn.Addr().(*net.TCPAddr).Port))
+	if a.cfg.TLS.HTTP {
+		tc, err := certs.HTTPSConfig(tlsFiles(a.cfg.TLS))
+		if err != nil {
+			return err
+		}
+		a.httpLn = tls.NewListener(a.httpLn, tc)
+	}
+	httpHost := httpBind
+	if ip := net.ParseIP(httpBind); ip != nil && ip.IsUnspecified() {
+		httpHost = advertise
+	}
+	a.httpAdvertise = net.JoinHostPort(httpHost, strconv.Itoa(a.httpLn.Addr().(*net.TCPAddr).Port))
 	if err := a.startDiscovery(bind, advertise); err != nil {
 		return err
 	}
@@ -183,6 +202,11 @@ func (a *Agent) startNodePlane(bind, advertise string) error {
 	rc := rpc.DefaultConfig()
 	rc.AdvertiseAddr = a.raftAddr
 	rc.Logger = a.logger.Named("rpc")
+	if a.cfg.TLS.Enabled() {
+		if rc.TLS, rc.DialTLS, err = certs.NodeTLS(tlsFiles(a.cfg.TLS)); err != nil {
+			return err
+		}
+	}
 	if a.rpcSrv, err = rpc.NewServer(rc); err != nil {
 		_ = ln.Close()
 		return err
@@ -200,14 +224,18 @@ func (a *Agent) startNodePlane(bind, advertise string) error {
 
 // startHTTP serves the public API.
 func (a *Agent) startHTTP(metrics http.Handler) {
-	h := httpapi.New(httpapi.Config{
+	hc := httpapi.Config{
 		NodeName:        a.cfg.NodeName,
 		MaxRequestBytes: a.cfg.Limits.MaxRequestBytes,
 		MaxPayloadBytes: a.cfg.Limits.MaxPayloadBytes,
 		EnableDebug:     a.cfg.EnableDebug,
 		Metrics:         metrics,
 		Logger:          a.logger.Named("http"),
-	}, a.store, a.server, cluster{a: a}, jobAccess{a: a}, pluginList{a: a})
+	}
+	if a.cfg.ACL.Enabled {
+		hc.ACLs = a.store
+	}
+	h := httpapi.New(hc, a.store, a.server, cluster{a: a}, jobAccess{a: a}, pluginList{a: a})
 	a.httpSrv = &http.Server{
 		Handler:           h.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -220,6 +248,32 @@ func (a *Agent) startHTTP(metrics http.Handler) {
 			a.logger.Error("http server stopped", "error", err)
 		}
 	}()
+}
+
+// tlsFiles translates the tls block.
+func tlsFiles(t config.TLS) certs.Files {
+	return certs.Files{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, Cluster: t.Cluster,
+		VerifyIncoming: t.VerifyIncoming, VerifyServerHostname: t.VerifyServerHostname}
+}
+
+// warnInsecure logs, at every start, each protection the config turned
+// off outside -dev.
+func (a *Agent) warnInsecure() {
+	if a.cfg.Dev {
+		return
+	}
+	if !a.cfg.ACL.Enabled {
+		a.logger.Warn("ACLs are disabled (acl { enabled = false }): anyone who reaches the HTTP API can submit jobs, remove peers and stop this agent")
+	}
+	if a.cfg.Serf.Encrypt == "" {
+		a.logger.Warn("gossip is not encrypted (no serf.encrypt): anyone who reaches the serf port can read and inject membership; make a key with corral keygen")
+	}
+	if !a.cfg.TLS.Enabled() {
+		a.logger.Warn("the node plane has no TLS (no tls block): anyone who reaches the raft port can speak raft to this node; see the Security section of the README")
+	}
+	if a.cfg.PluginEnabled("exec") {
+		a.logger.Warn("the exec plugin is enabled: anyone allowed to submit exec jobs runs commands as this agent's user")
+	}
 }
 
 // queueConfigs translates the config's queue blocks.

@@ -359,7 +359,9 @@ func TestDispatchPerPluginConcurrency(t *testing.T) {
 	limits := map[string]int{"echo": 2, "exec": 3}
 	c := testcluster.Start(t, testcluster.Options{Nodes: 2, Builtins: true, Configure: func(_ int, cfg *config.Config) {
 		for name, n := range limits {
-			cfg.Plugins[name] = config.Plugin{Concurrency: n}
+			p := cfg.Plugins[name]
+			p.Concurrency = n
+			cfg.Plugins[name] = p
 		}
 	}})
 	leader := c.Leader()

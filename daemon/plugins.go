@@ -39,7 +39,12 @@ func (a *Agent) startPlugins(ctx context.Context) error {
 				return fmt.Errorf("find the corral binary for built-in plugins: %w", err)
 			}
 		}
-		cfg.Builtins, cfg.SelfExe = builtin.Names(), exe
+		for _, name := range builtin.Names() {
+			if a.cfg.PluginEnabled(name) {
+				cfg.Builtins = append(cfg.Builtins, name)
+			}
+		}
+		cfg.SelfExe = exe
 	}
 	m, err := host.New(cfg)
 	if err != nil {

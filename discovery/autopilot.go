@@ -63,16 +63,30 @@ func (d *delegate) NotifyState(s *autopilot.State) { d.m.apState.Store(s) }
 func (d *delegate) KnownServers() map[raft.ServerID]*autopilot.Server {
 	isLeader := d.m.raft.State() == raft.Leader
 	out := make(map[raft.ServerID]*autopilot.Server)
+	// Of several members claiming one id (an impostor, a clone), only the
+	// one at the address raft has for that id is known.
+	inRaft := map[raft.ServerID]raft.ServerAddress{}
+	if cfg, err := d.m.configuration(); err == nil {
+		for _, s := range cfg.Servers {
+			inRaft[s.ID] = s.Address
+		}
+	}
 	for _, mem := range d.m.agent.Members() {
 		srv, ok := ParseServer(mem)
 		if !ok {
 			continue
 		}
-		d.m.failures.observe(srv.ID, mem.Status)
 		id := raft.ServerID(srv.ID)
 		status := nodeStatus(mem.Status)
-		if prev, ok := out[id]; ok && prev.NodeStatus == autopilot.NodeAlive && status != autopilot.NodeAlive {
-			continue // an older member under another name; the alive one wins
+		if prev, ok := out[id]; ok {
+			want, known := inRaft[id]
+			switch {
+			case known && prev.Address == want && raft.ServerAddress(srv.RaftAddr) != want:
+				continue // the member at raft's address for this id wins
+			case known && prev.Address != want && raft.ServerAddress(srv.RaftAddr) == want:
+			case prev.NodeStatus == autopilot.NodeAlive && status != autopilot.NodeAlive:
+				continue // an older member under another name; the alive one wins
+			}
 		}
 		out[id] = &autopilot.Server{
 			ID:          id,
@@ -85,7 +99,19 @@ func (d *delegate) KnownServers() map[raft.ServerID]*autopilot.Server {
 			NodeType:    autopilot.NodeVoter,
 		}
 	}
+	for id, s := range out {
+		d.m.failures.observe(string(id), memberStatusOf(s.NodeStatus))
+	}
 	return out
+}
+
+// memberStatusOf maps autopilot's node status back for the failure
+// tracker (only "failed" matters to it).
+func memberStatusOf(s autopilot.NodeStatus) MemberStatus {
+	if s == autopilot.NodeFailed {
+		return StatusFailed
+	}
+	return StatusAlive
 }
 
 func nodeStatus(s MemberStatus) autopilot.NodeStatus {

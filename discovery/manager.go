@@ -177,6 +177,9 @@ type Manager struct {
 	agent  *Agent
 	self   raft.ServerID
 	logger hclog.Logger
+	// members lists the Serf members for conflict checks; nil means
+	// agent.Members (tests set it).
+	members func() []Member
 
 	autopilot *autopilot.Autopilot
 	failures  *failureTracker
@@ -266,6 +269,9 @@ func (m *Manager) handleEvent(ev MemberEvent) {
 			continue
 		}
 		m.logger.Debug("member event", "event", ev.Type, "node", mem.Name, "id", srv.ID, "status", mem.Status)
+		if _, conflict := conflicting(srv, m.liveServers()); conflict {
+			continue // reconcileMember logs it; nothing is recorded for it
+		}
 		m.failures.observe(srv.ID, mem.Status)
 		if !m.isLeader.Load() {
 			continue

@@ -47,6 +47,16 @@ func (m *Manager) reconcileMember(mem Member) {
 	if !ok || m.raft.State() != raft.Leader {
 		return
 	}
+	live := m.liveServers()
+	if other, ok := conflicting(srv, live); ok {
+		// Gossip tags are claims: a member claiming a live member's id or
+		// raft address is an impostor (or a misconfigured clone). Nothing
+		// is added or removed in raft on its behalf.
+		m.logger.Warn("ignoring member whose id or raft address conflicts with a live member",
+			"node", srv.Name, "id", srv.ID, "address", srv.RaftAddr, "status", mem.Status,
+			"live_node", other.Name, "live_id", other.ID, "live_address", other.RaftAddr)
+		return
+	}
 	m.failures.observe(srv.ID, mem.Status)
 	switch mem.Status {
 	case StatusAlive:
@@ -57,7 +67,7 @@ func (m *Manager) reconcileMember(mem Member) {
 		m.cfg.OnNodeFailed(srv.ID, srv.Name)
 	case StatusLeft:
 		if raft.ServerID(srv.ID) != m.self {
-			if err := m.removePeer(raft.ServerID(srv.ID)); err != nil {
+			if err := m.removeLeft(srv); err != nil {
 				m.logger.Error("cannot remove left server from raft", "node", srv.Name, "id", srv.ID, "error", err)
 			}
 		}
@@ -146,4 +156,67 @@ func (m *Manager) removeFailed(id raft.ServerID) {
 	if err := m.removePeer(id); err != nil {
 		m.logger.Error("dead server cleanup failed", "id", id, "error", err)
 	}
+}
+
+// liveServers returns the alive Corral servers in Serf, this node
+// included.
+func (m *Manager) liveServers() []Server {
+	var members []Member
+	switch {
+	case m.members != nil:
+		members = m.members()
+	case m.agent != nil:
+		members = m.agent.Members()
+	}
+	var out []Server
+	for _, mem := range members {
+		if srv, ok := ParseServer(mem); ok && mem.Status == StatusAlive {
+			out = append(out, srv)
+		}
+	}
+	return out
+}
+
+// conflicting returns a live server other than srv (another Serf name)
+// that claims srv's id or raft address.
+func conflicting(srv Server, live []Server) (Server, bool) {
+	for _, other := range live {
+		if other.Name != srv.Name && (other.ID == srv.ID || other.RaftAddr == srv.RaftAddr) {
+			return other, true
+		}
+	}
+	return Server{}, false
+}
+
+// removeLeft removes a server that left gracefully, with the guards of
+// every removal path: only the raft entry with the member's own id and
+// address (a left record claiming another address is not that entry's),
+// and never a voter whose removal would leave fewer voters than
+// max(1, min_quorum). (Removing a voter that is gone never lowers the
+// live quorum; members claiming a live member's identity never get here.)
+func (m *Manager) removeLeft(srv Server) error {
+	id, addr := raft.ServerID(srv.ID), raft.ServerAddress(srv.RaftAddr)
+	cfg, err := m.configuration()
+	if err != nil {
+		return err
+	}
+	var entry *raft.Server
+	others := 0 // voters that stay
+	for i, s := range cfg.Servers {
+		switch {
+		case s.ID == id:
+			entry = &cfg.Servers[i]
+		case s.Suffrage == raft.Voter:
+			others++
+		}
+	}
+	switch {
+	case entry == nil:
+		return nil
+	case entry.Address != addr:
+		return fmt.Errorf("left member %s claims raft address %s but the entry for %s is at %s: not removed", srv.Name, addr, id, entry.Address)
+	case entry.Suffrage == raft.Voter && others < max(1, m.cfg.MinQuorum):
+		return fmt.Errorf("removing voter %s would leave %d voters (min_quorum %d): not removed", id, others, m.cfg.MinQuorum)
+	}
+	return m.removePeer(id)
 }

@@ -193,12 +193,18 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 		b = append(b, byte(KindPurge))
 		return binary.AppendVarint(b, int64(c.Limit)), nil
 	}
+	if b, ok := appendACLCommand(b, c); ok {
+		return b, nil
+	}
 	return b, fmt.Errorf("%w: unknown command %T", ErrBadCommand, c)
 }
 
 func (d *decoder) command() Command {
 	k := Kind(d.byte())
 	if c := d.periodicCommand(k); c != nil {
+		return c
+	}
+	if c, ok := d.aclCommand(k); ok {
 		return c
 	}
 	switch k {

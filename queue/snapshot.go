@@ -44,6 +44,7 @@ type Snapshot struct {
 	jobs   []*Job
 	// sections are encoded at capture time (see sections.go).
 	sections [][]byte
+	acl      *aclSnapshot // optional trailing section, see acl_snapshot.go
 }
 
 type queueRecord struct {
@@ -63,6 +64,7 @@ func (st *state) snapshot() *Snapshot {
 		seq:    st.seq,
 		queues: make([]queueRecord, 0, len(st.queues)),
 		jobs:   make([]*Job, 0, len(st.jobs)),
+		acl:    st.acl.snapshot(),
 	}
 	for name, q := range st.queues {
 		sn.queues = append(sn.queues, queueRecord{name, q.cfg})
@@ -131,7 +133,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	if _, err := cw.Write(crc.Sum(nil)); err != nil {
 		return cw.n, fmt.Errorf("write snapshot checksum: %w", err)
 	}
-	return cw.n, nil
+	return cw.n, sn.acl.writeTo(cw)
 }
 
 type countWriter struct {
@@ -353,8 +355,8 @@ func readState(r io.Reader) (*state, error) {
 	if binary.BigEndian.Uint32(sum[:]) != want {
 		return nil, errSnapshot("checksum mismatch")
 	}
-	if _, err := cr.r.ReadByte(); !errors.Is(err, io.EOF) {
-		return nil, errSnapshot("trailing data after checksum")
+	if err := readTrailer(cr.r, st); err != nil {
+		return nil, err
 	}
 	return st, nil
 }

@@ -99,6 +99,8 @@ type state struct {
 	names map[string]string
 	// periodics holds the periodic jobs by name (periodic.go).
 	periodics map[string]*periodicState
+	// acl holds ACL policies and tokens; nil until the first ACL command.
+	acl *aclState
 
 	// index is the raft index of the last applied entry.
 	index uint64

@@ -55,6 +55,14 @@ func newAgent(i int, dir, bin string, c agentConfig) (*agent, error) {
 data_dir  = %q
 bind_addr = %q
 log_level = "debug"
+# The harness's clients reach the API from their own namespace, without
+# tokens: the API listens on the node's address and ACLs are off.
+addresses {
+  http = %q
+}
+acl {
+  enabled = false
+}
 ports {
   http = %d
   raft = %d
@@ -80,7 +88,7 @@ plugin "chaos" {
     node = %q
   }
 }
-`, a.name, filepath.Join(a.dir, "data"), c.net.host(i), p[0], p[1], p[2], c.nodes, strings.Join(join, ", "),
+`, a.name, filepath.Join(a.dir, "data"), c.net.host(i), c.net.host(i), p[0], p[1], p[2], c.nodes, strings.Join(join, ", "),
 		a.name, c.pluginDir, a.effectsPath(), a.name)
 	return a, os.WriteFile(a.configPath(), []byte(cfg), 0o644)
 }

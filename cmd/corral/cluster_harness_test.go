@@ -30,6 +30,9 @@ type clusterOpts struct {
 	encrypt string
 	// echoConcurrency is plugin "echo" { concurrency }; 0 keeps the default.
 	echoConcurrency int
+	// acl keeps ACLs on (the default outside -dev); without it the config
+	// says acl { enabled = false }.
+	acl bool
 }
 
 // node is one agent of a test cluster with its own data dir and ports.
@@ -129,6 +132,9 @@ func (nd *node) writeConfig() string {
 	fmt.Fprintf(&b, "tags {\n  name = %q\n}\n", nd.name)
 	if o.echoConcurrency > 0 {
 		fmt.Fprintf(&b, "plugin \"echo\" {\n  concurrency = %d\n}\n", o.echoConcurrency)
+	}
+	if !o.acl {
+		b.WriteString("acl {\n  enabled = false\n}\n")
 	}
 	b.WriteString(nd.extra)
 	path := filepath.Join(nd.dir, "agent.hcl")

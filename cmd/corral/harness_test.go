@@ -106,6 +106,9 @@ func (p *proc) start() {
 			return false
 		}
 		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized {
+			return true // ACLs on: the API is up (the name is checked without ACLs only)
+		}
 		var self struct {
 			Node string `json:"node"`
 		}

@@ -96,6 +96,9 @@ type Config struct {
 	// KeepDirs leaves the local agents' directories (data and logs) in
 	// place and names them in the log.
 	KeepDirs bool
+	// TLS runs the local cluster's node plane with mutual TLS (a CA and
+	// server certificate made for the run), to measure its cost.
+	TLS bool
 	// StartTimeout bounds how long the local cluster may take to elect a
 	// leader with Local voters and ready echo plugins.
 	StartTimeout time.Duration
@@ -215,6 +218,7 @@ func Run(ctx context.Context, cfg Config, logger hclog.Logger) (*Result, error) 
 			EchoConcurrency: cfg.EchoConcurrency,
 			StartTimeout:    cfg.StartTimeout,
 			KeepDirs:        cfg.KeepDirs,
+			TLS:             cfg.TLS,
 		}, logger)
 		if err != nil {
 			return nil, err

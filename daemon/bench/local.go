@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/daemon/api"
+	"github.com/corral-dev/corral/daemon/certs"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -41,6 +42,9 @@ type LocalConfig struct {
 	StartTimeout time.Duration
 	// KeepDirs leaves the directory tree in place on Stop.
 	KeepDirs bool
+	// TLS makes a CA and a server certificate in the cluster's directory
+	// and runs the node plane with mutual TLS.
+	TLS bool
 }
 
 // Cluster is a set of agents running as child processes of this one, all
@@ -90,6 +94,13 @@ func StartLocal(ctx context.Context, cfg LocalConfig, logger hclog.Logger) (*Clu
 		c.removeDir()
 		return nil, err
 	}
+	tlsBlock := ""
+	if cfg.TLS {
+		if tlsBlock, err = makeTLS(dir); err != nil {
+			c.removeDir()
+			return nil, err
+		}
+	}
 	var joins []string
 	for i := range cfg.Nodes {
 		joins = append(joins, strconv.Quote(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i+2]))))
@@ -102,7 +113,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig, logger hclog.Logger) (*Clu
 			done: make(chan struct{}),
 		}
 		a.logPath = filepath.Join(a.dir, "agent.log")
-		if err := a.start(bin, agentConfig(a, cfg, ports[3*i:3*i+3], joins)); err != nil {
+		if err := a.start(bin, agentConfig(a, cfg, ports[3*i:3*i+3], joins)+tlsBlock); err != nil {
 			c.agents = append(c.agents, a) // whatever did start is stopped below
 			return nil, c.failStart(err)
 		}
@@ -132,6 +143,10 @@ server {
 }
 plugin "echo" {
   concurrency = %d
+}
+# A throwaway cluster on 127.0.0.1, gone when the bench ends.
+acl {
+  enabled = false
 }
 `, a.name, filepath.Join(a.dir, "data"), ports[0], ports[1], ports[2],
 		cfg.Nodes, strings.Join(joins, ", "), cfg.EchoConcurrency)
@@ -398,4 +413,26 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, port)
 	}
 	return ports, nil
+}
+
+// makeTLS writes a CA and one server certificate into dir and returns the
+// tls block every local agent uses (node plane only; the bench talks
+// plain HTTP to 127.0.0.1).
+func makeTLS(dir string) (string, error) {
+	ca, err := certs.CreateCA("bench", 24*time.Hour)
+	if err != nil {
+		return "", err
+	}
+	srv, err := certs.CreateCert(ca, certs.CertRequest{Cluster: "global", Server: true, ValidFor: 24 * time.Hour})
+	if err != nil {
+		return "", err
+	}
+	paths := map[string][]byte{"ca.pem": ca.Cert, "server.pem": srv.Cert, "server-key.pem": srv.Key}
+	for name, b := range paths {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return "", fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	return fmt.Sprintf("tls {\n  ca_file = %q\n  cert_file = %q\n  key_file = %q\n}\n",
+		filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")), nil
 }

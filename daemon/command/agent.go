@@ -209,6 +209,10 @@ func (c *AgentCommand) banner(cfg *config.Config, agent agentProcess) {
 	if dataDir == "" {
 		dataDir = "(temporary directory)"
 	}
+	scheme := "http://"
+	if cfg.TLS.HTTP {
+		scheme = "https://"
+	}
 	mode := "server"
 	if cfg.Dev {
 		mode = "dev (single node, not for production)"
@@ -216,7 +220,7 @@ func (c *AgentCommand) banner(cfg *config.Config, agent agentProcess) {
 	fmt.Fprintf(c.Stdout, "==> Corral agent running (version %s)\n", daemon.Version)
 	fields(c.Stdout, []field{
 		{"      Node", cfg.NodeName},
-		{"  HTTP API", "http://" + agent.HTTPAddr()},
+		{"  HTTP API", scheme + agent.HTTPAddr()},
 		{"  Data dir", dataDir},
 		{"      Mode", mode},
 	})

@@ -59,6 +59,8 @@ Cluster options:
   -echo-concurrency=<n>    Echo plugin slots per local agent. Default: 256.
   -start-timeout=<d>       Time for the local cluster to come up. Default: 60s.
   -keep                    Keep the local agents' directories (data, logs).
+  -tls                     Run the local cluster's node plane with mutual TLS
+                           (a CA and certificates made for the run).
 
 Load options:
 
@@ -93,6 +95,7 @@ func (c *BenchCommand) Run(args []string) int {
 	fs.IntVar(&cfg.EchoConcurrency, "echo-concurrency", cfg.EchoConcurrency, "")
 	fs.DurationVar(&cfg.StartTimeout, "start-timeout", cfg.StartTimeout, "")
 	fs.BoolVar(&cfg.KeepDirs, "keep", false, "")
+	fs.BoolVar(&cfg.TLS, "tls", false, "")
 	fs.StringVar(&cfg.Queue, "queue", cfg.Queue, "")
 	fs.IntVar(&cfg.Size, "size", cfg.Size, "")
 	fs.IntVar(&cfg.Inflight, "inflight", cfg.Inflight, "")

@@ -93,6 +93,23 @@ func commands(m Meta) map[string]cli.CommandFactory {
 		"plugin list":  cmd(&PluginListCommand{Meta: m}),
 		"plugin serve": cmd(&PluginServeCommand{Meta: m}),
 
+		"acl":               cmd(&groupCommand{synopsis: "Manage ACL tokens and policies", help: aclHelp}),
+		"acl bootstrap":     cmd(&ACLBootstrapCommand{Meta: m}),
+		"acl policy":        cmd(&groupCommand{synopsis: "Manage ACL policies", help: aclPolicyHelp}),
+		"acl policy apply":  cmd(&ACLPolicyApplyCommand{Meta: m}),
+		"acl policy list":   cmd(&ACLPolicyListCommand{Meta: m}),
+		"acl policy delete": cmd(&ACLPolicyDeleteCommand{Meta: m}),
+		"acl token":         cmd(&groupCommand{synopsis: "Manage ACL tokens", help: aclTokenHelp}),
+		"acl token create":  cmd(&ACLTokenCreateCommand{Meta: m}),
+		"acl token list":    cmd(&ACLTokenListCommand{Meta: m}),
+		"acl token delete":  cmd(&ACLTokenDeleteCommand{Meta: m}),
+
+		"tls":             cmd(&groupCommand{synopsis: "Create the cluster's CA and certificates", help: tlsHelp}),
+		"tls ca":          cmd(&groupCommand{synopsis: "Create the cluster CA", help: tlsHelp}),
+		"tls ca create":   cmd(&TLSCACreateCommand{Meta: m}),
+		"tls cert":        cmd(&groupCommand{synopsis: "Create certificates", help: tlsHelp}),
+		"tls cert create": cmd(&TLSCertCreateCommand{Meta: m}),
+
 		"bench":   cmd(&BenchCommand{Meta: m}),
 		"keygen":  cmd(&KeygenCommand{Meta: m}),
 		"version": cmd(&VersionCommand{Meta: m}),

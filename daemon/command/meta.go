@@ -14,12 +14,16 @@ import (
 	"syscall"
 
 	"github.com/corral-dev/corral/daemon/api"
+	"github.com/corral-dev/corral/daemon/certs"
 )
 
 // Environment variables read by the client flags.
 const (
-	EnvAddress = "CORRAL_ADDR"
-	EnvToken   = "CORRAL_TOKEN"
+	EnvAddress    = "CORRAL_ADDR"
+	EnvToken      = "CORRAL_TOKEN"
+	EnvCACert     = "CORRAL_CACERT"
+	EnvClientCert = "CORRAL_CLIENT_CERT"
+	EnvClientKey  = "CORRAL_CLIENT_KEY"
 )
 
 // Exit codes (DESIGN §7).
@@ -42,6 +46,14 @@ Client options:
   -token=<token>
     The token sent with each request. Default: $CORRAL_TOKEN.
 
+  -ca-file=<path>
+    The CA certificate that signed the agent's HTTPS certificate (for an
+    https:// address). Default: $CORRAL_CACERT.
+
+  -client-cert=<path>, -client-key=<path>
+    A client certificate and key to present over HTTPS. Default:
+    $CORRAL_CLIENT_CERT, $CORRAL_CLIENT_KEY.
+
   -json
     Print machine-readable JSON instead of text.
 `
@@ -57,9 +69,12 @@ type Meta struct {
 	// Interactive is true when stderr is a terminal: progress is drawn there.
 	Interactive bool
 
-	address string
-	token   string
-	json    bool
+	address    string
+	token      string
+	json       bool
+	caFile     string
+	clientCert string
+	clientKey  string
 }
 
 // flagSet returns a flag set whose errors and usage go to stderr; with
@@ -83,6 +98,9 @@ func (m *Meta) flagSet(name string, client bool, help func() string) *flag.FlagS
 		fs.StringVar(&m.address, "address", "", "")
 		fs.StringVar(&m.token, "token", "", "")
 		fs.BoolVar(&m.json, "json", false, "")
+		fs.StringVar(&m.caFile, "ca-file", "", "")
+		fs.StringVar(&m.clientCert, "client-cert", "", "")
+		fs.StringVar(&m.clientKey, "client-key", "", "")
 	}
 	return fs
 }
@@ -183,7 +201,27 @@ func (m *Meta) client() (*api.Client, error) {
 	if token == "" {
 		token = m.Getenv(EnvToken)
 	}
-	return api.NewClient(addr, token)
+	client, err := api.NewClient(addr, token)
+	if err != nil {
+		return nil, err
+	}
+	ca, cert, key := orEnv(m.caFile, m.Getenv(EnvCACert)), orEnv(m.clientCert, m.Getenv(EnvClientCert)), orEnv(m.clientKey, m.Getenv(EnvClientKey))
+	if ca != "" || cert != "" || key != "" {
+		tc, err := certs.ClientConfig(ca, cert, key)
+		if err != nil {
+			return nil, err
+		}
+		client.SetTLSConfig(tc)
+	}
+	return client, nil
+}
+
+// orEnv returns flag, or env when the flag is empty.
+func orEnv(flag, env string) string {
+	if flag != "" {
+		return flag
+	}
+	return env
 }
 
 // context returns a context cancelled by SIGINT or SIGTERM.

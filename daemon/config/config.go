@@ -18,6 +18,12 @@ type Config struct {
 	LogLevel string
 	// Ports holds the listener ports.
 	Ports Ports
+	// Addresses overrides the bind address per listener.
+	Addresses Addresses
+	// ACL holds the access control settings of the HTTP API.
+	ACL ACL
+	// TLS holds the certificates of the node plane and, optionally, HTTPS.
+	TLS TLS
 	// Server holds cluster formation settings.
 	Server Server
 	// Raft holds raft timing settings.
@@ -49,6 +55,52 @@ type Ports struct {
 	Raft int // default 4781
 	Serf int // default 4782 (TCP and UDP)
 }
+
+// Addresses overrides where a listener binds. The HTTP API binds
+// 127.0.0.1 unless HTTP says otherwise (Consul's client_addr default):
+// node-to-node traffic never uses it.
+type Addresses struct {
+	// HTTP is the IP the HTTP API binds; default "127.0.0.1".
+	HTTP string
+}
+
+// ACL configures token-based access control on the HTTP API.
+type ACL struct {
+	// Enabled turns ACLs on; default true (false in -dev). Turning them
+	// off outside -dev logs a warning at every start.
+	Enabled bool
+}
+
+// TLS configures mutual TLS on the node plane (raft and node-to-node RPC)
+// and, with HTTP, HTTPS on the API. It is on when CAFile is set.
+type TLS struct {
+	// CAFile is the PEM file of the cluster CA.
+	CAFile string
+	// CertFile and KeyFile are this node's server certificate and key
+	// (made by `corral tls cert create -server`).
+	CertFile string
+	KeyFile  string
+	// VerifyIncoming requires a peer certificate signed by the CA on every
+	// connection to the node port (and on HTTPS, a client certificate);
+	// default true.
+	VerifyIncoming bool
+	// VerifyServerHostname requires peers' certificates to name
+	// server.<cluster>.corral, so a client certificate cannot act as a
+	// node; default true.
+	VerifyServerHostname bool
+	// HTTP serves the API over HTTPS with the same certificate; default
+	// false.
+	HTTP bool
+	// Cluster is the <cluster> part of server.<cluster>.corral; default
+	// "global".
+	Cluster string
+}
+
+// Enabled reports whether a tls block configured certificates.
+func (t TLS) Enabled() bool { return t.CAFile != "" }
+
+// ServerName is the name every node's certificate must carry.
+func (t TLS) ServerName() string { return "server." + t.Cluster + ".corral" }
 
 // Server holds cluster formation and membership settings.
 type Server struct {
@@ -95,6 +147,9 @@ type Serf struct {
 type Plugin struct {
 	// Concurrency is the number of jobs run at once; default 4 (exec: 8).
 	Concurrency int
+	// Enabled turns a built-in plugin on or off; nil means the plugin's
+	// default: on, except exec, which is off unless enabled (on in -dev).
+	Enabled *bool
 	// Checksum is an optional hex SHA-256 of the plugin binary.
 	Checksum string
 	// Config is the plugin's own `config {}` block, converted to JSON; nil when absent.

@@ -51,6 +51,8 @@ func Default() *Config {
 			SnapshotInterval:   120 * time.Second,
 			TrailingLogs:       10240,
 		},
+		ACL:     ACL{Enabled: true},
+		TLS:     TLS{VerifyIncoming: true, VerifyServerHostname: true, Cluster: "global"},
 		Tags:    map[string]string{},
 		Plugins: map[string]Plugin{},
 		Queues:  map[string]Queue{},
@@ -72,6 +74,7 @@ func Dev() *Config {
 	c.Server.BootstrapExpect = 1
 	c.LogLevel = "info"
 	c.DataDir = ""
+	c.ACL.Enabled = false
 	c.Dev = true
 	return c
 }
@@ -83,6 +86,17 @@ func DefaultPlugin(name string) Plugin {
 		return Plugin{Concurrency: DefaultExecConcurrency}
 	}
 	return Plugin{Concurrency: DefaultPluginConcurrency}
+}
+
+// PluginEnabled reports whether the built-in plugin name runs: a plugin
+// block's enabled wins; without one, every plugin runs except exec
+// (anyone who may submit an exec job runs commands as the agent's user)
+// outside -dev.
+func (c *Config) PluginEnabled(name string) bool {
+	if p, ok := c.Plugins[name]; ok && p.Enabled != nil {
+		return *p.Enabled
+	}
+	return name != "exec" || c.Dev
 }
 
 // DefaultQueue returns the settings a queue gets when no `queue` block

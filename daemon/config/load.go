@@ -127,6 +127,21 @@ func decodeFile(body hcl.Body, c *Config) hcl.Diagnostics {
 		"serf": {
 			"encrypt": stringAttr(&c.Serf.Encrypt),
 		},
+		"addresses": {
+			"http": stringAttr(&c.Addresses.HTTP),
+		},
+		"acl": {
+			"enabled": boolAttr(&c.ACL.Enabled),
+		},
+		"tls": {
+			"ca_file":                stringAttr(&c.TLS.CAFile),
+			"cert_file":              stringAttr(&c.TLS.CertFile),
+			"key_file":               stringAttr(&c.TLS.KeyFile),
+			"verify_incoming":        boolAttr(&c.TLS.VerifyIncoming),
+			"verify_server_hostname": boolAttr(&c.TLS.VerifyServerHostname),
+			"http":                   boolAttr(&c.TLS.HTTP),
+			"cluster":                stringAttr(&c.TLS.Cluster),
+		},
 		"limits": {
 			"max_payload_bytes": intAttr(&c.Limits.MaxPayloadBytes),
 			"max_result_bytes":  intAttr(&c.Limits.MaxResultBytes),
@@ -222,6 +237,7 @@ func decodePlugin(b *hcl.Block, c *Config) hcl.Diagnostics {
 	content, diags := decodeAttrs(b.Body, where, map[string]setter{
 		"concurrency": intAttr(&p.Concurrency),
 		"checksum":    stringAttr(&p.Checksum),
+		"enabled":     boolPtrAttr(&p.Enabled),
 	}, []hcl.BlockHeaderSchema{{Type: "config"}})
 	for i, cb := range content.Blocks {
 		if i > 0 {
@@ -326,6 +342,17 @@ func uint64Attr(p *uint64) setter {
 func boolAttr(p *bool) setter {
 	return func(expr hcl.Expression, key string) hcl.Diagnostics {
 		return decodeValue(expr, key, p)
+	}
+}
+
+func boolPtrAttr(p **bool) setter {
+	return func(expr hcl.Expression, key string) hcl.Diagnostics {
+		var v bool
+		diags := decodeValue(expr, key, &v)
+		if !diags.HasErrors() {
+			*p = &v
+		}
+		return diags
 	}
 }
 

@@ -109,6 +109,19 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if c.Addresses.HTTP != "" && net.ParseIP(c.Addresses.HTTP) == nil {
+		v.addf("addresses.http = %q: must be an IP address", c.Addresses.HTTP)
+	}
+	t := c.TLS
+	if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.HTTP {
+		if t.CAFile == "" || t.CertFile == "" || t.KeyFile == "" {
+			v.addf("tls: ca_file, cert_file and key_file must all be set (make them with corral tls ca create and corral tls cert create -server)")
+		}
+	}
+	if t.Cluster == "" || strings.ContainsAny(t.Cluster, ". ") {
+		v.addf("tls.cluster = %q: must be a non-empty name without dots or spaces", t.Cluster)
+	}
+
 	for _, k := range sortedKeys(c.Tags) {
 		if k == "" {
 			v.addf(`tags: a tag name must not be empty`)

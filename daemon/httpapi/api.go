@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/corral-dev/corral/daemon/acl"
 	"github.com/corral-dev/corral/daemon/api"
 	"github.com/corral-dev/corral/queue"
 	"github.com/hashicorp/go-hclog"
@@ -94,6 +95,9 @@ type Config struct {
 	EnableDebug bool
 	// Metrics serves GET /v1/metrics.
 	Metrics http.Handler
+	// ACLs, when set, turns ACLs on: every endpoint then needs a token
+	// whose policies grant its permission. Nil means ACLs are disabled.
+	ACLs ACLStore
 	// Logger is the API's logger.
 	Logger hclog.Logger
 }
@@ -107,6 +111,8 @@ type API struct {
 	jobs    Jobs
 	plugins Plugins
 	logger  hclog.Logger
+	// resolver resolves tokens; nil when ACLs are disabled.
+	resolver *acl.Resolver
 }
 
 // New builds the API.
@@ -114,5 +120,9 @@ func New(cfg Config, store Store, writer Writer, cluster Cluster, jobs Jobs, plu
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &API{cfg: cfg, store: store, writer: writer, cluster: cluster, jobs: jobs, plugins: plugins, logger: cfg.Logger}
+	h := &API{cfg: cfg, store: store, writer: writer, cluster: cluster, jobs: jobs, plugins: plugins, logger: cfg.Logger}
+	if cfg.ACLs != nil {
+		h.resolver = acl.NewResolver(cfg.ACLs)
+	}
+	return h
 }

@@ -21,6 +21,10 @@ type submitBody struct {
 // waits (at most D) until every submitted job has ended and carries the
 // jobs: submit and result in one round trip.
 func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	authz, ok := h.authenticate(w, r, "queue:write on the job's queue")
+	if !ok {
+		return
+	}
 	wait, err := submitWait(r)
 	if err != nil {
 		writeError(w, err)
@@ -48,6 +52,9 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	for i := range reqs {
 		spec, err := specFromRequest(&reqs[i], now)
 		if err == nil {
+			err = queue.CheckBounds(&spec)
+		}
+		if err == nil {
 			err = h.checkLimits(&spec)
 		}
 		if err == nil {
@@ -62,6 +69,11 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 		cmd.Specs[i] = spec
 		cmd.IDs[i] = ulid.Make().String()
+	}
+	for i := range cmd.Specs {
+		if !h.check(w, authz, permQueueWrite(queueOf(cmd.Specs[i].Queue))) {
+			return
+		}
 	}
 	res, index, jobs, err := h.writer.WriteAndWait(r.Context(), cmd, wait)
 	if err == nil {
@@ -138,6 +150,10 @@ const missingWait = 2 * time.Second
 // With ?index=N it blocks until the job's own index passes N.
 func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	authz, ok := h.authenticate(w, r, "queue:read on the job's queue")
+	if !ok {
+		return
+	}
 	q := r.URL.Query()
 	consistent, stale := q.Get("consistent") == "true", q.Get("stale") == "true"
 	if consistent && stale {
@@ -163,6 +179,9 @@ func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 			writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
 			return
 		}
+		if !h.check(w, authz, permQueueRead(job.Queue)) {
+			return
+		}
 		out := toAPIJob(job)
 		h.annotate(r.Context(), job, &out)
 		writeJSON(w, http.StatusOK, out, index)
@@ -185,6 +204,9 @@ func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
 		return
 	}
+	if !h.check(w, authz, permQueueRead(job.Queue)) {
+		return
+	}
 	out := toAPIJob(job)
 	h.annotate(r.Context(), job, &out)
 	writeJSON(w, http.StatusOK, out, job.Index)
@@ -194,6 +216,10 @@ func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 func (h *API) handleListJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := queue.Filter{Queue: q.Get("queue")}
+	authz, ok := h.authenticate(w, r, "queue:read")
+	if !ok || (f.Queue != "" && !h.check(w, authz, permQueueRead(f.Queue))) {
+		return
+	}
 	if s := q.Get("state"); s != "" {
 		st, err := queue.ParseState(s)
 		if err != nil {
@@ -215,10 +241,18 @@ func (h *API) handleListJobs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	index := h.store.Index()
-	jobs := h.store.List(f)
-	out := api.JobList{Jobs: make([]api.Job, len(jobs)), Index: index}
-	for i, j := range jobs {
-		out.Jobs[i] = toAPIJob(j)
+	limit := f.Limit
+	if f.Queue == "" && !authz.Management() {
+		f.Limit = 0 // filtered below, then cut
+	}
+	out := api.JobList{Jobs: []api.Job{}, Index: index}
+	for _, j := range h.store.List(f) {
+		if limit > 0 && len(out.Jobs) == limit {
+			break
+		}
+		if f.Queue != "" || authz.QueueRead(j.Queue) {
+			out.Jobs = append(out.Jobs, toAPIJob(j))
+		}
 	}
 	writeJSON(w, http.StatusOK, out, index)
 }
@@ -244,6 +278,28 @@ func (h *API) handleRetry(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *API) applyJobCommand(w http.ResponseWriter, r *http.Request, cmd queue.Command) {
+	if h.resolver != nil {
+		authz, ok := h.authenticate(w, r, "queue:write on the job's queue")
+		if !ok {
+			return
+		}
+		id := r.PathValue("id")
+		job, found := h.store.Get(id)
+		if !found {
+			// It may still be replicating from a submit elsewhere.
+			waitFor(r.Context(), h.store, missingWait, func() bool {
+				job, found = h.store.Get(id)
+				return found
+			})
+		}
+		if !found {
+			writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
+			return
+		}
+		if !h.check(w, authz, permQueueWrite(job.Queue)) {
+			return
+		}
+	}
 	res, index, err := h.writer.Write(r.Context(), cmd)
 	if err == nil {
 		err = res.Err
@@ -257,6 +313,10 @@ func (h *API) applyJobCommand(w http.ResponseWriter, r *http.Request, cmd queue.
 
 // handleQueues serves GET /v1/queues.
 func (h *API) handleQueues(w http.ResponseWriter, r *http.Request) {
+	authz, ok := h.authenticate(w, r, "queue:read")
+	if !ok {
+		return
+	}
 	if err := h.blockOnStore(r); err != nil {
 		writeError(w, err)
 		return
@@ -265,6 +325,9 @@ func (h *API) handleQueues(w http.ResponseWriter, r *http.Request) {
 	qs := h.store.Queues()
 	out := api.QueueList{Queues: make([]api.Queue, 0, len(qs)), Index: index}
 	for _, q := range qs {
+		if !authz.QueueRead(q.Name) {
+			continue
+		}
 		aq := api.Queue{
 			Name:        q.Name,
 			Paused:      q.Config.Paused,
@@ -291,6 +354,14 @@ func (h *API) handleQueues(w http.ResponseWriter, r *http.Request) {
 func (h *API) handlePause(paused bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
+		if !queue.ValidQueueName(name) {
+			writeError(w, badRequest("queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", truncate(name, queue.MaxQueueName), queue.MaxQueueName))
+			return
+		}
+		if !h.queueExists(name) {
+			writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("queue %s not found: queues exist once a job was submitted to them or a queue block names them (see corral queue list)", name)})
+			return
+		}
 		cmd := &queue.SetQueue{Name: name, Fields: queue.FieldPaused, Config: queue.QueueConfig{Paused: paused}}
 		res, index, err := h.writer.Write(r.Context(), cmd)
 		if err == nil {
@@ -302,4 +373,30 @@ func (h *API) handlePause(paused bool) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"name": name, "paused": paused}, index)
 	}
+}
+
+// queueExists reports whether the local replica knows the queue.
+func (h *API) queueExists(name string) bool {
+	for _, q := range h.store.Queues() {
+		if q.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// truncate shortens s to n bytes for an error message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// queueOf returns the queue a spec lands in.
+func queueOf(name string) string {
+	if name == "" {
+		return queue.DefaultQueue
+	}
+	return name
 }

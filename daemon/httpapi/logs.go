@@ -11,6 +11,10 @@ import (
 // plane.
 func (h *API) handleLogs(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	authz, ok := h.authenticate(w, r, "queue:read on the job's queue")
+	if !ok {
+		return
+	}
 	attempt := 0
 	if s := r.URL.Query().Get("attempt"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -24,6 +28,9 @@ func (h *API) handleLogs(w http.ResponseWriter, r *http.Request) {
 	job, ok := h.store.Get(id)
 	if !ok {
 		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
+		return
+	}
+	if !h.check(w, authz, permQueueRead(job.Queue)) {
 		return
 	}
 	if attempt == 0 {

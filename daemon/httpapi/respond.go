@@ -52,7 +52,15 @@ func statusOf(err error) int {
 		return he.code
 	case errors.Is(err, queue.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, queue.ErrBadSpec), errors.Is(err, queue.ErrBadState):
+	case errors.Is(err, queue.ErrACLBootstrapped):
+		return http.StatusConflict
+	case errors.Is(err, queue.ErrACLNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, queue.ErrBadACL):
+		return http.StatusBadRequest
+	case errors.Is(err, queue.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, queue.ErrBadSpec), errors.Is(err, queue.ErrBadState), errors.Is(err, queue.ErrBadQueue):
 		return http.StatusBadRequest
 	case errors.Is(err, queue.ErrTerminal), errors.Is(err, queue.ErrNotRetryable), errors.Is(err, queue.ErrStaleToken):
 		return http.StatusConflict

@@ -257,6 +257,7 @@ func (ss *session) report(ctx context.Context, seq uint64, reports []queue.Repor
 	ss.mu.Lock()
 	for i := range reports {
 		reports[i].Node = ss.node // a worker reports only for itself
+		boundReport(&reports[i], ss.srv.cfg.MaxResultBytes)
 		if ss.held[reports[i].ID] == reports[i].Token {
 			delete(ss.held, reports[i].ID)
 			delete(ss.aborted, reports[i].ID)
@@ -481,4 +482,20 @@ func (c *credits) granted(plugin string) {
 	c.mu.Lock()
 	c.sent[plugin]++
 	c.mu.Unlock()
+}
+
+// maxReportError bounds the error text of a reported attempt.
+const maxReportError = 4 << 10
+
+// boundReport enforces, on the leader, the bounds a worker should have
+// applied to its report: an over-limit result fails the attempt instead
+// of entering the raft log, and a long error text is cut.
+func boundReport(r *queue.Report, maxResult int) {
+	if maxResult > 0 && len(r.Result) > maxResult {
+		r.Outcome, r.Result = queue.OutcomeFailed, nil
+		r.Error = fmt.Sprintf("result of the reported attempt exceeds the %d-byte limit (limits.max_result_bytes)", maxResult)
+	}
+	if len(r.Error) > maxReportError {
+		r.Error = r.Error[:maxReportError] + "..."
+	}
 }

@@ -66,6 +66,10 @@ type Config struct {
 	// Periodics are the periodic jobs of this node's config; a new leader
 	// replicates them where the FSM differs.
 	Periodics []queue.Periodic
+	// MaxResultBytes bounds the result of a reported attempt (0: no
+	// bound). Workers enforce it themselves; the leader checks again so a
+	// misbehaving node cannot put a larger one in the raft log.
+	MaxResultBytes int
 	// Logger is the server's logger.
 	Logger hclog.Logger
 }

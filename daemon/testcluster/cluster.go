@@ -14,6 +14,7 @@ import (
 
 	"github.com/corral-dev/corral/daemon"
 	"github.com/corral-dev/corral/daemon/api"
+	"github.com/corral-dev/corral/daemon/certs"
 	"github.com/corral-dev/corral/daemon/config"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -30,6 +31,10 @@ type Options struct {
 	// Builtins runs the built-in plugins (exec, http, echo) on every node,
 	// served by a corral binary built once per test process.
 	Builtins bool
+	// SecureDefaults keeps the secure defaults of a production agent: ACLs
+	// on and exec off. Without it every node has acl { enabled = false }
+	// and plugin "exec" { enabled = true } before Configure runs.
+	SecureDefaults bool
 }
 
 // Cluster is a set of in-process agents.
@@ -83,6 +88,13 @@ func Start(t testing.TB, opts Options) *Cluster {
 		} else {
 			cfg.Server.RetryJoin = []string{firstSerf}
 		}
+		if !opts.SecureDefaults {
+			on := true
+			exec := config.DefaultPlugin("exec")
+			exec.Enabled = &on
+			cfg.ACL.Enabled = false
+			cfg.Plugins["exec"] = exec
+		}
 		if opts.Configure != nil {
 			opts.Configure(i, cfg)
 		}
@@ -122,9 +134,20 @@ func (c *Cluster) startNode(n *Node) {
 	n.Config.Ports.HTTP = portOf(c.t, a.HTTPAddr())
 	n.Config.Ports.Raft = portOf(c.t, a.RaftAddr())
 	n.Agent = a
-	n.Client, err = api.NewClient("http://"+a.HTTPAddr(), "")
+	scheme := "http://"
+	if n.Config.TLS.HTTP {
+		scheme = "https://"
+	}
+	n.Client, err = api.NewClient(scheme+a.HTTPAddr(), "")
 	if err != nil {
 		c.t.Fatalf("client for %s: %v", n.Name, err)
+	}
+	if n.Config.TLS.HTTP {
+		tc, err := certs.ClientConfig(n.Config.TLS.CAFile, "", "")
+		if err != nil {
+			c.t.Fatalf("https client for %s: %v", n.Name, err)
+		}
+		n.Client.SetTLSConfig(tc)
 	}
 }
 

@@ -8,8 +8,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,7 +28,21 @@ const execWaitDelay = 2 * time.Second
 type execConfig struct {
 	// AllowedCommands, when set, is the list of argv[0] values jobs may run.
 	AllowedCommands []string `json:"allowed_commands"`
+	// PassEnv names agent environment variables passed to commands on top
+	// of baseEnv.
+	PassEnv []string `json:"pass_env"`
+	// User, when set, is the user commands run as (the agent must be
+	// allowed to switch to it, normally by running as root).
+	User string `json:"user"`
+
+	// cred is User resolved at Configure.
+	cred *syscall.Credential
 }
+
+// baseEnv are the agent environment variables every command gets; the
+// rest of the agent's environment (tokens, cloud credentials, …) is not
+// passed unless pass_env names it.
+var baseEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR", "TERM"}
 
 // execPayload is the exec plugin's payload.
 type execPayload struct {
@@ -65,6 +81,13 @@ func (w *execWorker) Configure(raw []byte) error {
 			return errors.New("invalid config: allowed_commands contains an empty string")
 		}
 	}
+	if cfg.User != "" {
+		cred, err := lookupCredential(cfg.User)
+		if err != nil {
+			return fmt.Errorf("invalid config: user %q: %w", cfg.User, err)
+		}
+		cfg.cred = cred
+	}
 	w.mu.Lock()
 	w.cfg = cfg
 	w.mu.Unlock()
@@ -83,7 +106,7 @@ func (w *execWorker) Run(ctx context.Context, job sdk.Job, r sdk.Reporter) ([]by
 		return nil, sdk.NonRetryable(errors.New("invalid payload: command is required, e.g. {\"command\": [\"echo\", \"hi\"]}"))
 	}
 	w.mu.RLock()
-	allowed := w.cfg.AllowedCommands
+	allowed, passEnv, cred := w.cfg.AllowedCommands, w.cfg.PassEnv, w.cfg.cred
 	w.mu.RUnlock()
 	if len(allowed) > 0 && !slices.Contains(allowed, p.Command[0]) {
 		return nil, sdk.NonRetryable(fmt.Errorf("command %q is not in allowed_commands", p.Command[0]))
@@ -91,8 +114,8 @@ func (w *execWorker) Run(ctx context.Context, job sdk.Job, r sdk.Reporter) ([]by
 
 	cmd := exec.CommandContext(ctx, p.Command[0], p.Command[1:]...)
 	cmd.Dir = p.Dir
-	cmd.Env = childEnv(p.Env)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = childEnv(os.Environ(), passEnv, p.Env)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 	out, err := startOutput(cmd, r)
 	if err != nil {
@@ -197,16 +220,19 @@ func killGroup(pid int) error {
 	return err
 }
 
-// childEnv is the plugin's environment without go-plugin's variables (the
-// magic cookie, the mTLS client certificate), plus extra, sorted by key.
-func childEnv(extra map[string]string) []string {
+// childEnv is a command's environment: the variables of agentEnv named
+// in baseEnv or passEnv (never go-plugin's own), then extra (the job's
+// env), sorted by key.
+func childEnv(agentEnv, passEnv []string, extra map[string]string) []string {
 	var env []string
-	for _, kv := range os.Environ() {
+	for _, kv := range agentEnv {
 		key, _, _ := strings.Cut(kv, "=")
 		if key == sdk.Handshake.MagicCookieKey || strings.HasPrefix(key, "PLUGIN_") {
 			continue
 		}
-		env = append(env, kv)
+		if slices.Contains(baseEnv, key) || slices.Contains(passEnv, key) {
+			env = append(env, kv)
+		}
 	}
 	keys := make([]string, 0, len(extra))
 	for k := range extra {
@@ -217,6 +243,26 @@ func childEnv(extra map[string]string) []string {
 		env = append(env, k+"="+extra[k])
 	}
 	return env
+}
+
+// lookupCredential resolves a user name or numeric ID to the credential
+// a command runs with.
+func lookupCredential(name string) (*syscall.Credential, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		if u, err = user.LookupId(name); err != nil {
+			return nil, fmt.Errorf("no such user: %w", err)
+		}
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("uid %q: %w", u.Uid, err)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("gid %q: %w", u.Gid, err)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
 // maxLine is the longest log line; longer output is split.
