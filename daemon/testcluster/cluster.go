@@ -80,7 +80,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 		cfg.Ports = config.Ports{Serf: freePort(t)}
 		cfg.Raft.HeartbeatTimeout = 500 * time.Millisecond
 		cfg.Raft.ElectionTimeout = 500 * time.Millisecond
-		cfg.Raft.LeaderLeaseTimeout = 250 * time.Millisecond
+		// As long as the heartbeat timeout: a shorter lease made leaders
+		// on a loaded CI machine step down at every late answer.
+		cfg.Raft.LeaderLeaseTimeout = 500 * time.Millisecond
 		cfg.Server.BootstrapExpect = 0
 		if i == 0 {
 			cfg.Server.BootstrapExpect = 1
