@@ -45,6 +45,8 @@ type Store struct {
 	mu    sync.RWMutex
 	st    *state
 	watch chan struct{}
+	// observer is carried over to a restored state.
+	observer Observer
 }
 
 // New returns an empty store.
@@ -104,6 +106,7 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	st.observer = s.observer
 	s.st = st
 	s.notifyLocked()
 	return nil

@@ -46,6 +46,8 @@ type instance struct {
 	dead    *process // a process to replace, for the supervisor
 	running int
 	crashes int // consecutive
+	// restarts counts successful relaunches after a crash.
+	restarts int
 	stopped bool
 }
 
@@ -70,6 +72,7 @@ func (i *instance) status() Status {
 		Error:       i.err,
 		Concurrency: i.concurrency,
 		Running:     i.running,
+		Restarts:    i.restarts,
 	}
 	if i.proc != nil {
 		s.PID = i.proc.pid
@@ -211,6 +214,7 @@ func (i *instance) restart(ctx context.Context, dead *process) {
 		proc, info, err := i.launch(ctx)
 		i.mu.Lock()
 		if err == nil && !i.stopped {
+			i.restarts++
 			i.setReadyLocked(proc, info)
 			i.mu.Unlock()
 			i.logger.Info("plugin restarted", "pid", proc.pid)
