@@ -241,6 +241,7 @@ func (a *Agent) startHTTP(metrics *telemetry.Metrics) {
 		MaxPayloadBytes: a.cfg.Limits.MaxPayloadBytes,
 		EnableDebug:     a.cfg.EnableDebug,
 		Metrics:         metrics.Handler(),
+		Snapshots:       snapshots{a: a},
 		Logger:          a.logger.Named("http"),
 	}, a.store, a.server, cluster{a: a}, jobAccess{a: a}, pluginList{a: a})
 	a.httpSrv = &http.Server{

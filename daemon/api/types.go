@@ -216,3 +216,22 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	*d = Duration(n)
 	return nil
 }
+
+// ReloadResult answers PUT /v1/agent/reload: what the reload changed.
+type ReloadResult struct {
+	Node string `json:"node"`
+	// LogLevel is the log level in force after the reload.
+	LogLevel string `json:"log_level"`
+	// Started lists plugins found new in plugin_dir (or newly configured)
+	// and started.
+	Started []string `json:"started"`
+	// Restarted lists plugins whose binary or settings changed: each is
+	// replaced once its running jobs finish.
+	Restarted []string `json:"restarted"`
+	// Removed lists plugins gone from plugin_dir: stopped once their
+	// running jobs finish.
+	Removed []string `json:"removed"`
+	// NeedRestart names changed options that take effect only after an
+	// agent restart.
+	NeedRestart []string `json:"need_restart"`
+}

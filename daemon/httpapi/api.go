@@ -88,6 +88,10 @@ type Config struct {
 	EnableDebug bool
 	// Metrics serves GET /v1/metrics.
 	Metrics http.Handler
+	// Snapshots serves /v1/operator/snapshot (nil: not served).
+	Snapshots Snapshots
+	// Reloader serves PUT /v1/agent/reload (nil: not served).
+	Reloader Reloader
 	// Logger is the API's logger.
 	Logger hclog.Logger
 }

@@ -30,6 +30,13 @@ func (h *API) Handler() http.Handler {
 	mux.HandleFunc("PUT /v1/agent/leave", h.handleLeave)
 	mux.HandleFunc("GET /v1/members", h.handleMembers)
 	mux.HandleFunc("GET /v1/plugins", h.handlePlugins)
+	if h.cfg.Snapshots != nil {
+		mux.HandleFunc("GET /v1/operator/snapshot", h.onLeader(h.handleSnapshotSave))
+		mux.HandleFunc("PUT /v1/operator/snapshot", h.onLeader(h.handleSnapshotRestore))
+	}
+	if h.cfg.Reloader != nil {
+		mux.HandleFunc("PUT /v1/agent/reload", h.handleReload)
+	}
 	if h.cfg.Metrics != nil {
 		mux.Handle("GET /v1/metrics", h.cfg.Metrics)
 	}

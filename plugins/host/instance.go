@@ -48,7 +48,7 @@ type instance struct {
 	crashes int // consecutive
 	// restarts counts successful relaunches after a crash.
 	restarts int
-	stopped bool
+	stopped  bool
 }
 
 // State returns the current state.
