@@ -64,6 +64,9 @@ type Agent struct {
 	membership *discovery.Manager
 	pluginExe  string
 	noBuiltins bool
+	// loadConfig re-reads the configuration for Reload (nil: keep it).
+	loadConfig func() (*config.Config, error)
+	reloadMu   sync.Mutex
 
 	httpSrv *http.Server
 	httpLn  net.Listener
@@ -242,6 +245,7 @@ func (a *Agent) startHTTP(metrics *telemetry.Metrics) {
 		EnableDebug:     a.cfg.EnableDebug,
 		Metrics:         metrics.Handler(),
 		Snapshots:       snapshots{a: a},
+		Reloader:        reloader{a: a},
 		Logger:          a.logger.Named("http"),
 	}, a.store, a.server, cluster{a: a}, jobAccess{a: a}, pluginList{a: a})
 	a.httpSrv = &http.Server{

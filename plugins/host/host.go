@@ -146,6 +146,8 @@ type Manager struct {
 	killProcs   context.CancelFunc
 	supervisors sync.WaitGroup
 
+	// reloadMu serialises Reloads.
+	reloadMu  sync.Mutex
 	mu        sync.Mutex
 	instances map[string]*instance
 	started   bool
