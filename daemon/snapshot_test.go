@@ -35,6 +35,25 @@ func follower(c *testcluster.Cluster) *testcluster.Node {
 	return l
 }
 
+// retrying calls f until it succeeds or a minute passes: test clusters run
+// with short raft timeouts, so under -race a leader change can cut a call
+// short. Every retried call here is idempotent (unique keys, restores).
+func retrying(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Logf("%s: %v (retrying)", what, err)
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestSnapshotSaveRestore saves a 3-node cluster holding 10,000 jobs (in
 // three queues, one paused, some cancelled) through a follower, refuses a
 // corrupt and a truncated copy in a fresh cluster without changing it, then
@@ -52,16 +71,28 @@ func TestSnapshotSaveRestore(t *testing.T) {
 			reqs[i] = api.JobRequest{Queue: fmt.Sprintf("q%d", (b*1000+i)%3), Plugin: probe, Priority: i % 7,
 				Payload: json.RawMessage(fmt.Sprintf(`{"n":%d}`, b*1000+i)), UniqueKey: fmt.Sprintf("k%d", b*1000+i)}
 		}
-		ids = append(ids, submitMany(t, src.Nodes[b%3].Client, reqs)...)
+		retrying(t, "submit batch", func() error {
+			resp, err := src.Nodes[b%3].Client.SubmitBatch(ctx, reqs)
+			if err == nil {
+				for _, j := range resp.Jobs {
+					ids = append(ids, j.ID)
+				}
+			}
+			return err
+		})
 	}
 	for _, id := range ids[:25] {
-		if _, err := src.Leader().Client.Cancel(ctx, id); err != nil {
-			t.Fatalf("cancel: %v", err)
-		}
+		retrying(t, "cancel", func() error {
+			j, err := src.Nodes[0].Client.Cancel(ctx, id)
+			if err != nil && j == nil {
+				if got, ok := src.Nodes[0].Agent.Store().Get(id); ok && got.State == queue.StateCancelled {
+					return nil
+				}
+			}
+			return err
+		})
 	}
-	if err := src.Leader().Client.PauseQueue(ctx, "q1"); err != nil {
-		t.Fatalf("pause: %v", err)
-	}
+	retrying(t, "pause", func() error { return src.Nodes[0].Client.PauseQueue(ctx, "q1") })
 	srcLeader := src.Leader()
 	for _, n := range src.Nodes {
 		c := n
@@ -74,42 +105,57 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		t.Fatalf("source holds %d jobs, want %d", len(wantJobs), total)
 	}
 
-	rc, err := follower(src).Client.SnapshotSave(ctx)
-	if err != nil {
-		t.Fatalf("save through a follower: %v", err)
-	}
-	archive, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		t.Fatalf("read snapshot: %v", err)
-	}
+	var archive []byte
+	retrying(t, "save through a follower", func() error {
+		rc, err := follower(src).Client.SnapshotSave(ctx)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		archive, err = io.ReadAll(rc)
+		return err
+	})
 	src.Stop()
 
 	dst := testcluster.Start(t, testcluster.Options{Nodes: 3})
-	pre := submitMany(t, dst.Leader().Client, []api.JobRequest{{Plugin: probe, Queue: "other"}})
-	before := dst.Leader().Agent.Store().Index()
+	var pre string
+	retrying(t, "submit", func() error {
+		resp, err := dst.Nodes[0].Client.Submit(ctx, api.JobRequest{Plugin: probe, Queue: "other", UniqueKey: "pre"})
+		if err == nil {
+			pre = resp.ID
+		}
+		return err
+	})
+	beforeJobs, beforeQueues := stateOf(dst.Nodes[0])
 
 	corrupt := bytes.Clone(archive)
 	corrupt[len(corrupt)/2] ^= 0x55
 	truncated := archive[:len(archive)*2/3]
 	for name, bad := range map[string][]byte{"corrupt": corrupt, "truncated": truncated, "empty": nil} {
-		err := follower(dst).Client.SnapshotRestore(ctx, bytes.NewReader(bad))
-		var se *api.StatusError
-		if !errors.As(err, &se) || se.Code != 400 {
-			t.Fatalf("restore of a %s file: %v, want a 400", name, err)
+		retrying(t, "restore of a "+name+" file", func() error {
+			err := follower(dst).Client.SnapshotRestore(ctx, bytes.NewReader(bad))
+			var se *api.StatusError
+			if !errors.As(err, &se) || se.Code != 400 {
+				if err == nil {
+					t.Fatalf("restore of a %s file succeeded", name)
+				}
+				return fmt.Errorf("got %v, want a 400", err)
+			}
+			t.Logf("restore of a %s file refused: %v", name, err)
+			return nil
+		})
+	}
+	for _, n := range dst.Nodes {
+		jobs, queues := stateOf(n)
+		if _, ok := jobs[pre]; !ok || len(jobs) != len(beforeJobs) || !reflect.DeepEqual(queues, beforeQueues) {
+			t.Fatalf("%s: refused restores changed the state: %d jobs, queues %+v; before %d jobs, queues %+v",
+				n.Name, len(jobs), queues, len(beforeJobs), beforeQueues)
 		}
-		t.Logf("restore of a %s file refused: %v", name, err)
-	}
-	if idx := dst.Leader().Agent.Store().Index(); idx != before {
-		t.Fatalf("refused restores changed the state: index %d, was %d", idx, before)
-	}
-	if _, ok := dst.Leader().Agent.Store().Get(pre[0]); !ok {
-		t.Fatal("refused restores lost a job")
 	}
 
-	if err := follower(dst).Client.SnapshotRestore(ctx, bytes.NewReader(archive)); err != nil {
-		t.Fatalf("restore through a follower: %v", err)
-	}
+	retrying(t, "restore through a follower", func() error {
+		return follower(dst).Client.SnapshotRestore(ctx, bytes.NewReader(archive))
+	})
 	for _, n := range dst.Nodes {
 		var diff string
 		dst.Eventually(30*time.Second, n.Name+" holds exactly the saved state", func() bool {
@@ -136,8 +182,11 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	}
 	// The restored cluster keeps working: a new submit lands and a unique
 	// key from the snapshot still dedupes.
-	resp, err := dst.Nodes[2].Client.Submit(ctx, api.JobRequest{Plugin: probe, UniqueKey: "k42"})
-	if err != nil || !resp.Existing {
-		t.Fatalf("submit with a restored unique key: %+v, %v; want the existing job", resp, err)
-	}
+	retrying(t, "submit with a restored unique key", func() error {
+		resp, err := dst.Nodes[2].Client.Submit(ctx, api.JobRequest{Plugin: probe, UniqueKey: "k42"})
+		if err == nil && !resp.Existing {
+			t.Fatalf("submit with a restored unique key made a new job %s; want the existing one", resp.ID)
+		}
+		return err
+	})
 }
