@@ -100,6 +100,9 @@ type Job struct {
 type JobList struct {
 	Jobs  []Job  `json:"jobs"`
 	Index uint64 `json:"index"`
+	// Total is the number of jobs that matched before offset and limit
+	// (set when paging or filtering by plugin or search).
+	Total *int `json:"total,omitempty"`
 }
 
 // Queue answers one entry of GET /v1/queues.
@@ -176,6 +179,8 @@ type Plugin struct {
 	Running     int    `json:"running"`
 	// PID is the plugin process's ID while it runs.
 	PID int `json:"pid,omitempty"`
+	// Restarts counts relaunches after a crash since the agent started.
+	Restarts int `json:"restarts"`
 }
 
 // PluginList answers GET /v1/plugins.

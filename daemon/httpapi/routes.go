@@ -40,6 +40,9 @@ func (h *API) Handler() http.Handler {
 	if h.cfg.Metrics != nil {
 		mux.Handle("GET /v1/metrics", h.cfg.Metrics)
 	}
+	mux.Handle("GET /ui/", uiHandler())
+	mux.HandleFunc("GET /ui", redirectToUI)
+	mux.HandleFunc("GET /{$}", redirectToUI)
 	if h.cfg.EnableDebug {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
