@@ -107,6 +107,10 @@ func (s *Store) Restore(r io.Reader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.observer = s.observer
+	// The index only moves forward, so blocking queries that waited on the
+	// old state are answered. (It is read-only until the next entry sets it
+	// from raft.)
+	st.index = max(st.index, s.st.index)
 	s.st = st
 	s.notifyLocked()
 	return nil
