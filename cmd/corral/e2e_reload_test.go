@@ -43,6 +43,11 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		}
 	}
 	write("log_level = \"info\"\n")
+	// The plugin to install later is built elsewhere first.
+	staging := filepath.Join(t.TempDir(), "upper")
+	if out, err := exec.Command("go", "build", "-o", staging, "../../plugins/examples/upper").CombinedOutput(); err != nil {
+		t.Fatalf("build the upper example plugin: %v\n%s", err, out)
+	}
 	ports := freePorts(t, 3)
 	agent := startAgent(t, devNode(ports), ports[0], append(devArgs(t.TempDir(), ports), "-config", cfg)...)
 	addr := agent.httpURL
@@ -52,32 +57,31 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Fatal("upper is there before it was installed")
 	}
 	echoPID := before["echo"].PID
-	long := submitID(t, addr, "echo", `{"echo":"long","sleep":"3s"}`)
+	long := submitID(t, addr, "echo", `{"echo":"long","sleep":"10s"}`)
 	eventually(t, 20*time.Second, "the long job runs", func() bool {
 		st, _ := jobAttempt(t, addr, long)
 		return st == "running"
 	})
 
-	// Install a plugin the way an operator would: build elsewhere, move in.
-	staging := filepath.Join(t.TempDir(), "upper")
-	if out, err := exec.Command("go", "build", "-o", staging, "../../plugins/examples/upper").CombinedOutput(); err != nil {
-		t.Fatalf("build the upper example plugin: %v\n%s", err, out)
-	}
+	// Install it the way an operator would: move it into plugin_dir.
 	if err := os.Rename(staging, filepath.Join(dir, "upper")); err != nil {
 		t.Fatal(err)
 	}
 	write("log_level = \"debug\"\ntags { zone = \"b\" }\nplugin \"echo\" {\n  concurrency = 2\n}\n")
 	agent.signal(syscall.SIGHUP)
 
-	eventually(t, 30*time.Second, "upper is ready after SIGHUP", func() bool {
-		return pluginList(t, addr)["upper"].Status == "ready"
+	eventually(t, 10*time.Second, "echo draining after SIGHUP", func() bool {
+		return pluginList(t, addr)["echo"].Status == "draining"
 	})
+	if p := pluginList(t, addr)["echo"]; p.PID != echoPID {
+		t.Fatalf("echo restarted while its job runs: %+v, want pid %d", p, echoPID)
+	}
 	if st, _ := jobAttempt(t, addr, long); st != "running" {
 		t.Fatalf("the long job is %s right after the reload, want still running", st)
 	}
-	if p := pluginList(t, addr)["echo"]; p.Status != "draining" || p.PID != echoPID {
-		t.Fatalf("echo during its running job: %+v, want draining with pid %d", p, echoPID)
-	}
+	eventually(t, 30*time.Second, "upper is ready after SIGHUP", func() bool {
+		return pluginList(t, addr)["upper"].Status == "ready"
+	})
 	stdout, stderr, code := cli(t, addr, "job", "submit", "-wait", "upper", `{"text":"reloaded"}`)
 	if code != 0 {
 		t.Fatalf("upper job after reload: exit %d: %s %s", code, stdout, stderr)

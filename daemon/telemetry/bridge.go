@@ -32,7 +32,19 @@ import (
 type Bridge struct {
 	mu       sync.Mutex
 	families map[string]*bridgeFamily
+	// names caches bridgeName by joined key: raft emits on hot paths.
+	names map[string]cachedName
 }
+
+type cachedName struct {
+	name  string
+	ok    bool
+	timer bool
+}
+
+// maxCachedNames bounds the name cache (dropped per-event keys are
+// unbounded; they are then just recomputed).
+const maxCachedNames = 4096
 
 type bridgeKind int
 
@@ -63,7 +75,34 @@ var _ metrics.MetricSink = (*Bridge)(nil)
 var _ prometheus.Collector = (*Bridge)(nil)
 
 // NewBridge returns an empty bridge.
-func NewBridge() *Bridge { return &Bridge{families: map[string]*bridgeFamily{}} }
+func NewBridge() *Bridge {
+	return &Bridge{families: map[string]*bridgeFamily{}, names: map[string]cachedName{}}
+}
+
+// lookup is bridgeName and isTimer through the cache.
+func (b *Bridge) lookup(key []string) cachedName {
+	k := strings.Join(key, "\x00")
+	b.mu.Lock()
+	c, hit := b.names[k]
+	b.mu.Unlock()
+	if hit {
+		return c
+	}
+	c.name, c.ok = bridgeName(key)
+	c.timer = c.ok && isTimer(key)
+	b.mu.Lock()
+	if len(b.names) < maxCachedNames {
+		b.names[k] = c
+	}
+	b.mu.Unlock()
+	return c
+}
+
+// name is bridgeName through the cache.
+func (b *Bridge) name(key []string) (string, bool) {
+	c := b.lookup(key)
+	return c.name, c.ok
+}
 
 var (
 	bridgeOnce sync.Once
@@ -105,7 +144,7 @@ func (b *Bridge) SetPrecisionGauge(key []string, val float64) {
 
 // SetPrecisionGaugeWithLabels implements metrics.PrecisionGaugeMetricSink.
 func (b *Bridge) SetPrecisionGaugeWithLabels(key []string, val float64, labels []metrics.Label) {
-	name, ok := bridgeName(key)
+	name, ok := b.name(key)
 	if !ok {
 		return
 	}
@@ -121,7 +160,7 @@ func (b *Bridge) IncrCounter(key []string, val float32) { b.IncrCounterWithLabel
 
 // IncrCounterWithLabels implements metrics.MetricSink.
 func (b *Bridge) IncrCounterWithLabels(key []string, val float32, labels []metrics.Label) {
-	name, ok := bridgeName(key)
+	name, ok := b.name(key)
 	if !ok {
 		return
 	}
@@ -133,12 +172,12 @@ func (b *Bridge) AddSample(key []string, val float32) { b.AddSampleWithLabels(ke
 
 // AddSampleWithLabels implements metrics.MetricSink.
 func (b *Bridge) AddSampleWithLabels(key []string, val float32, labels []metrics.Label) {
-	name, ok := bridgeName(key)
-	if !ok {
+	c := b.lookup(key)
+	if !c.ok {
 		return
 	}
-	v := float64(val)
-	if isTimer(key) {
+	name, v := c.name, float64(val)
+	if c.timer {
 		name += "_seconds"
 		v /= 1000 // go-metrics timers are in milliseconds
 	}
