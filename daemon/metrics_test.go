@@ -45,22 +45,33 @@ func scrape(t *testing.T, n *testcluster.Node) ([]byte, map[string]float64) {
 	return body, out
 }
 
-// submitMany submits reqs in one batch and returns the IDs.
+// submitMany submits reqs in one batch and returns the IDs. Jobs without
+// a unique key get one, so the batch can be sent again when a leader
+// change cuts the call short.
 func submitMany(t *testing.T, c *api.Client, reqs []api.JobRequest) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := c.SubmitBatch(ctx, reqs)
-	if err != nil {
-		t.Fatalf("submit batch: %v", err)
-	}
-	ids := make([]string, 0, len(resp.Jobs))
-	for _, j := range resp.Jobs {
-		if j.Error != "" {
-			t.Fatalf("submit: %s", j.Error)
+	for i := range reqs {
+		if reqs[i].UniqueKey == "" {
+			reqs[i].UniqueKey = fmt.Sprintf("%s-%d-%d", t.Name(), time.Now().UnixNano(), i)
 		}
-		ids = append(ids, j.ID)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var ids []string
+	retrying(t, "submit batch", func() error {
+		resp, err := c.SubmitBatch(ctx, reqs)
+		if err != nil {
+			return err
+		}
+		ids = ids[:0]
+		for _, j := range resp.Jobs {
+			if j.Error != "" {
+				t.Fatalf("submit: %s", j.Error)
+			}
+			ids = append(ids, j.ID)
+		}
+		return nil
+	})
 	return ids
 }
 
@@ -87,9 +98,13 @@ func TestMetricsAddUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, id := range cancelIDs {
-		if _, err := leader.Client.Cancel(ctx, id); err != nil {
-			t.Fatalf("cancel %s: %v", id, err)
-		}
+		retrying(t, "cancel", func() error {
+			if j, ok := leader.Agent.Store().Get(id); ok && j.State.Terminal() {
+				return nil // an earlier call was applied
+			}
+			_, err := c.Nodes[0].Client.Cancel(ctx, id)
+			return err
+		})
 	}
 	failedOnce := func() bool {
 		for _, id := range failIDs {
@@ -102,9 +117,13 @@ func TestMetricsAddUp(t *testing.T) {
 	}
 	c.Eventually(30*time.Second, "every failing job failed", failedOnce)
 	for _, id := range failIDs {
-		if _, err := c.Nodes[2].Client.Retry(ctx, id); err != nil {
-			t.Fatalf("retry %s: %v", id, err)
-		}
+		retrying(t, "retry", func() error {
+			if j, ok := c.Nodes[2].Agent.Store().Get(id); ok && (j.State.String() != "failed" || j.Attempt > 1) {
+				return nil // an earlier call was applied
+			}
+			_, err := c.Nodes[2].Client.Retry(ctx, id)
+			return err
+		})
 	}
 	c.Eventually(30*time.Second, "every retried job failed again", func() bool {
 		for _, id := range failIDs {
