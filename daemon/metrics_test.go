@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -99,7 +101,7 @@ func TestMetricsAddUp(t *testing.T) {
 	defer cancel()
 	for _, id := range cancelIDs {
 		retrying(t, "cancel", func() error {
-			if j, ok := leader.Agent.Store().Get(id); ok && j.State.Terminal() {
+			if j, ok := c.Leader().Agent.Store().Get(id); ok && j.State.Terminal() {
 				return nil // an earlier call was applied
 			}
 			_, err := c.Nodes[0].Client.Cancel(ctx, id)
@@ -118,7 +120,8 @@ func TestMetricsAddUp(t *testing.T) {
 	c.Eventually(30*time.Second, "every failing job failed", failedOnce)
 	for _, id := range failIDs {
 		retrying(t, "retry", func() error {
-			if j, ok := c.Nodes[2].Agent.Store().Get(id); ok && (j.State.String() != "failed" || j.Attempt > 1) {
+			// The leader's replica has every committed retry applied.
+			if j, ok := c.Leader().Agent.Store().Get(id); ok && (j.State.String() != "failed" || j.Attempt > 1) {
 				return nil // an earlier call was applied
 			}
 			_, err := c.Nodes[2].Client.Retry(ctx, id)
@@ -193,6 +196,26 @@ func TestMetricsAddUp(t *testing.T) {
 	}
 }
 
+// checkAlertRules runs `promtool check rules` on the README's example
+// alert rules (the yaml block after "Three alert rules").
+func checkAlertRules(t *testing.T, promtool string, readme []byte) {
+	t.Helper()
+	_, after, ok := bytes.Cut(readme, []byte("Three alert rules"))
+	if !ok {
+		t.Fatal("README has no example alert rules")
+	}
+	_, block, _ := bytes.Cut(after, []byte("```yaml\n"))
+	block, _, _ = bytes.Cut(block, []byte("```"))
+	file := filepath.Join(t.TempDir(), "rules.yml")
+	if err := os.WriteFile(file, block, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(promtool, "check", "rules", file).CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("SUCCESS: 3 rules")) {
+		t.Errorf("promtool check rules on the README's alert rules: %v\n%s", err, out)
+	}
+}
+
 var uuidInName = regexp.MustCompile(`^[a-z_:]*[0-9a-f]{8}_?[0-9a-f]{4}`)
 
 // TestMetricsPromtoolClean runs `promtool check metrics` on every node of
@@ -219,6 +242,11 @@ func TestMetricsPromtoolClean(t *testing.T) {
 		}
 		return true
 	})
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAlertRules(t, promtool, readme)
 	for _, n := range c.Nodes {
 		body, got := scrape(t, n)
 		cmd := exec.Command(promtool, "check", "metrics")
@@ -242,6 +270,16 @@ func TestMetricsPromtoolClean(t *testing.T) {
 		}
 		if _, ok := got[`corral_http_requests_total{code="404",method="GET"}`]; n == leader && !ok {
 			t.Errorf("%s: the 404 was not counted", n.Name)
+		}
+		for f := range families {
+			bridged := false
+			for _, p := range []string{"corral_raft_", "corral_serf_", "corral_memberlist_", "corral_applier_", "go_", "process_", "promhttp_"} {
+				bridged = bridged || strings.HasPrefix(f, p)
+			}
+			base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(f, "_bucket"), "_sum"), "_count")
+			if !bridged && !bytes.Contains(readme, []byte("`"+base)) {
+				t.Errorf("family %s is not documented in the README's Metrics section", base)
+			}
 		}
 		if n == leader && got["corral_is_leader"] != 1 {
 			t.Errorf("%s: corral_is_leader is not 1", n.Name)
