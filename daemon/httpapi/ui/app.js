@@ -194,7 +194,6 @@ function overview({ view, signal, setTitle }) {
         ['Succeeded', tot.succeeded, 'kept until retention']].map(([k, v, s]) =>
         el('div', { class: 'card', 'data-card': k.toLowerCase() }, el('div', { class: 'k' }, k), el('div', { class: 'v' }, fmtNum(v)), el('div', { class: 's' }, s))),
       el('div', { class: 'card' }, el('div', { class: 'k' }, 'Throughput'), el('div', { class: 'v' }, samples.length > 1 ? Math.round(rate).toLocaleString() : '–'), el('div', { class: 's' }, 'jobs finished / min')));
-    $('#nav-failed').textContent = tot.failed ? fmtNum(tot.failed) : '';
     fill(queuesBody, ...(qs.length ? qs.map(q => {
       const total = STATES.reduce((a, s) => a + (q.counts[s] || 0), 0);
       return el('tr', {},
@@ -471,5 +470,20 @@ function plugins({ view, signal, setTitle }) {
   });
 }
 
+// The failed count in the navigation stays current on every page.
+let navWatching = false;
+function watchNav() {
+  if (navWatching) return;
+  navWatching = true;
+  watch('/v1/queues', new AbortController().signal, data => {
+    let failed = 0;
+    for (const q of data.queues || []) failed += q.counts.failed || 0;
+    $('#nav-failed').textContent = failed ? fmtNum(failed) : '';
+  }).finally(() => { navWatching = false; });
+}
+window.addEventListener('hashchange', watchNav);
+$('#login-form').addEventListener('submit', watchNav);
+
 updateTokenButton();
 route();
+watchNav();
