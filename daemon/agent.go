@@ -23,6 +23,7 @@ import (
 	"github.com/corral-dev/corral/daemon/raftnode"
 	"github.com/corral-dev/corral/daemon/rpc"
 	"github.com/corral-dev/corral/daemon/server"
+	"github.com/corral-dev/corral/daemon/telemetry"
 	"github.com/corral-dev/corral/daemon/worker"
 	"github.com/corral-dev/corral/discovery"
 	"github.com/corral-dev/corral/plugins/host"
@@ -65,6 +66,9 @@ type Agent struct {
 	membership *discovery.Manager
 	pluginExe  string
 	noBuiltins bool
+	// loadConfig re-reads the configuration for Reload (nil: keep it).
+	loadConfig func() (*config.Config, error)
+	reloadMu   sync.Mutex
 
 	httpSrv *http.Server
 	httpLn  net.Listener
@@ -112,10 +116,11 @@ func (a *Agent) Start() (err error) {
 		return err
 	}
 	a.warnInsecure()
-	metrics, err := httpapi.Metrics()
+	metrics, err := a.newMetrics()
 	if err != nil {
 		return err
 	}
+	a.store.SetObserver(metrics.Observe)
 	bind := a.cfg.BindAddr
 	if bind == "" {
 		bind = "127.0.0.1"
@@ -222,14 +227,49 @@ func (a *Agent) startNodePlane(bind, advertise string) error {
 	return nil
 }
 
+// newMetrics builds the agent's Prometheus registry (see telemetry).
+func (a *Agent) newMetrics() (*telemetry.Metrics, error) {
+	bridge, err := telemetry.GlobalBridge()
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	m, err := telemetry.New(telemetry.Config{
+		Node:    a.cfg.NodeName,
+		Version: Version,
+		Queues:  a.store.Queues,
+		Plugins: func() []telemetry.Plugin {
+			if a.plugins == nil {
+				return nil
+			}
+			var out []telemetry.Plugin
+			for _, p := range a.plugins.Plugins() {
+				if p.Status == host.StateSkipped {
+					continue
+				}
+				out = append(out, telemetry.Plugin{Name: p.Name, Ready: p.Status == host.StateReady,
+					Concurrency: p.Concurrency, Running: p.Running, Restarts: p.Restarts})
+			}
+			return out
+		},
+		IsLeader: func() bool { return a.node != nil && a.node.Raft.State() == raft.Leader },
+		Bridge:   bridge,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return m, nil
+}
+
 // startHTTP serves the public API.
-func (a *Agent) startHTTP(metrics http.Handler) {
+func (a *Agent) startHTTP(metrics *telemetry.Metrics) {
 	hc := httpapi.Config{
 		NodeName:        a.cfg.NodeName,
 		MaxRequestBytes: a.cfg.Limits.MaxRequestBytes,
 		MaxPayloadBytes: a.cfg.Limits.MaxPayloadBytes,
 		EnableDebug:     a.cfg.EnableDebug,
-		Metrics:         metrics,
+		Metrics:         metrics.Handler(),
+		Snapshots:       snapshots{a: a},
+		Reloader:        reloader{a: a},
 		Logger:          a.logger.Named("http"),
 	}
 	if a.cfg.ACL.Enabled {
@@ -237,7 +277,7 @@ func (a *Agent) startHTTP(metrics http.Handler) {
 	}
 	h := httpapi.New(hc, a.store, a.server, cluster{a: a}, jobAccess{a: a}, pluginList{a: a})
 	a.httpSrv = &http.Server{
-		Handler:           h.Handler(),
+		Handler:           metrics.Instrument(h.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          a.logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}

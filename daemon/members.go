@@ -151,7 +151,7 @@ func (p pluginList) Plugins() []api.Plugin {
 		out = append(out, api.Plugin{
 			Name: st.Name, Version: st.Version, Description: st.Description, Path: st.Path,
 			Builtin: st.Builtin, Status: st.Status.String(), Error: st.Error,
-			Concurrency: st.Concurrency, Running: st.Running, PID: st.PID,
+			Concurrency: st.Concurrency, Running: st.Running, PID: st.PID, Restarts: st.Restarts,
 		})
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/corral-dev/corral/daemon/config"
 	"github.com/corral-dev/corral/plugins/builtin"
 	"github.com/corral-dev/corral/plugins/host"
 )
@@ -20,17 +21,20 @@ func WithPluginExe(path string) Option { return func(a *Agent) { a.pluginExe = p
 // WithoutBuiltins runs no built-in plugins.
 func WithoutBuiltins() Option { return func(a *Agent) { a.noBuiltins = true } }
 
+// pluginConfig translates the config's plugin_dir and plugin blocks.
+func (a *Agent) pluginConfig(c *config.Config) host.Config {
+	cfg := host.Config{Dir: c.PluginDir, Plugins: map[string]host.PluginConfig{}}
+	for name, p := range c.Plugins {
+		cfg.Plugins[name] = host.PluginConfig{Concurrency: p.Concurrency, Checksum: p.Checksum, Config: p.Config}
+	}
+	return cfg
+}
+
 // startPlugins launches the plugin manager. A broken plugin is reported in
 // its status and does not stop the agent.
 func (a *Agent) startPlugins(ctx context.Context) error {
-	cfg := host.Config{
-		Dir:     a.cfg.PluginDir,
-		Plugins: map[string]host.PluginConfig{},
-		Logger:  a.logger.Named("plugins"),
-	}
-	for name, p := range a.cfg.Plugins {
-		cfg.Plugins[name] = host.PluginConfig{Concurrency: p.Concurrency, Checksum: p.Checksum, Config: p.Config}
-	}
+	cfg := a.pluginConfig(a.cfg)
+	cfg.Logger = a.logger.Named("plugins")
 	if !a.noBuiltins {
 		exe := a.pluginExe
 		if exe == "" {

@@ -112,6 +112,10 @@ type state struct {
 
 	// now is the current entry's time (unix nanos), set by beginEntry.
 	now int64
+
+	// observer, when set, is told of every job state change (metrics).
+	// It is not part of the replicated state.
+	observer Observer
 }
 
 func newState() *state {
@@ -177,6 +181,7 @@ func (st *state) queue(name string) *queueState {
 // a job; nj == nil deletes one. All state changes go through put, so the
 // indexes always agree with the jobs.
 func (st *state) put(old, nj *Job) {
+	st.observe(old, nj)
 	if old != nil {
 		st.unindex(old)
 	}

@@ -48,6 +48,8 @@ type Store struct {
 	// leaseEvents counts applied commands that can end or cancel a running
 	// lease other than by its own report (see LeaseEvents).
 	leaseEvents uint64
+	// observer is carried over to a restored state.
+	observer Observer
 }
 
 // New returns an empty store.
@@ -131,6 +133,11 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	st.observer = s.observer
+	// The index only moves forward, so blocking queries that waited on the
+	// old state are answered. (It is read-only until the next entry sets it
+	// from raft.)
+	st.index = max(st.index, s.st.index)
 	s.st = st
 	s.notifyLocked()
 	return nil

@@ -166,6 +166,8 @@ type request struct {
 	path   string     // escaped, under the base URL, e.g. "/v1/jobs"
 	query  url.Values // may be nil
 	body   any        // JSON-encoded when non-nil
+	// raw, when set, is sent as is (application/octet-stream).
+	raw io.Reader
 	// timeout bounds the whole call; 0 = DefaultTimeout, < 0 = none
 	// (the caller's ctx still applies).
 	timeout time.Duration
@@ -199,12 +201,18 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, context.C
 		}
 		body = bytes.NewReader(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 	}
+	if r.raw != nil {
+		body = r.raw
+	}
 	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
 	if err != nil {
 		cancel()
 		return nil, nil, fmt.Errorf("build request: %w", err)
 	}
-	if body != nil {
+	switch {
+	case r.raw != nil:
+		req.Header.Set("Content-Type", "application/octet-stream")
+	case body != nil:
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {

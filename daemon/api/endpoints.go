@@ -219,3 +219,31 @@ func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
 	defer resp.Body.Close()
 	return io.ReadAll(resp.Body)
 }
+
+// SnapshotSave streams a snapshot archive of the cluster state
+// (GET /v1/operator/snapshot); the caller closes it.
+func (c *Client) SnapshotSave(ctx context.Context) (io.ReadCloser, error) {
+	resp, cancel, err := c.send(ctx, request{method: http.MethodGet, path: "/v1/operator/snapshot", timeout: -1})
+	if err != nil {
+		return nil, err
+	}
+	return &stream{ReadCloser: resp.Body, cancel: cancel}, nil
+}
+
+// SnapshotRestore replaces the cluster state with the archive read from r
+// (PUT /v1/operator/snapshot). A bad archive is refused and changes
+// nothing.
+func (c *Client) SnapshotRestore(ctx context.Context, r io.Reader) error {
+	_, err := c.call(ctx, request{method: http.MethodPut, path: "/v1/operator/snapshot", raw: r, timeout: -1}, nil)
+	return err
+}
+
+// Reload asks the agent to reload its configuration and plugins
+// (PUT /v1/agent/reload) and returns its report.
+func (c *Client) Reload(ctx context.Context) (*ReloadResult, error) {
+	var out ReloadResult
+	if _, err := c.call(ctx, request{method: http.MethodPut, path: "/v1/agent/reload"}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

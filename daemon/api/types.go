@@ -103,6 +103,9 @@ type Job struct {
 type JobList struct {
 	Jobs  []Job  `json:"jobs"`
 	Index uint64 `json:"index"`
+	// Total is the number of jobs that matched before offset and limit
+	// (set when paging or filtering by plugin or search).
+	Total *int `json:"total,omitempty"`
 }
 
 // Queue answers one entry of GET /v1/queues.
@@ -179,6 +182,8 @@ type Plugin struct {
 	Running     int    `json:"running"`
 	// PID is the plugin process's ID while it runs.
 	PID int `json:"pid,omitempty"`
+	// Restarts counts relaunches after a crash since the agent started.
+	Restarts int `json:"restarts"`
 }
 
 // PluginList answers GET /v1/plugins.
@@ -218,4 +223,23 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = Duration(n)
 	return nil
+}
+
+// ReloadResult answers PUT /v1/agent/reload: what the reload changed.
+type ReloadResult struct {
+	Node string `json:"node"`
+	// LogLevel is the log level in force after the reload.
+	LogLevel string `json:"log_level"`
+	// Started lists plugins found new in plugin_dir (or newly configured)
+	// and started.
+	Started []string `json:"started"`
+	// Restarted lists plugins whose binary or settings changed: each is
+	// replaced once its running jobs finish.
+	Restarted []string `json:"restarted"`
+	// Removed lists plugins gone from plugin_dir: stopped once their
+	// running jobs finish.
+	Removed []string `json:"removed"`
+	// NeedRestart names changed options that take effect only after an
+	// agent restart.
+	NeedRestart []string `json:"need_restart"`
 }

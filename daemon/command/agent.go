@@ -1,6 +1,7 @@
 package command
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/daemon"
+	"github.com/corral-dev/corral/daemon/api"
 	"github.com/corral-dev/corral/daemon/config"
 	"github.com/hashicorp/go-hclog"
 )
@@ -34,7 +36,8 @@ type AgentCommand struct {
 
 	// newAgent builds the agent; nil means daemon.New. Tests replace it.
 	newAgent func(cfg *config.Config, logger hclog.Logger) (agentProcess, error)
-	// signals delivers SIGINT and SIGTERM; nil means the process's own.
+	// signals delivers SIGINT, SIGTERM and SIGHUP; nil means the
+	// process's own.
 	signals <-chan os.Signal
 }
 
@@ -127,7 +130,7 @@ func (c *AgentCommand) Run(args []string) int {
 	newAgent := c.newAgent
 	if newAgent == nil {
 		newAgent = func(cfg *config.Config, logger hclog.Logger) (agentProcess, error) {
-			a, err := daemon.New(cfg, logger)
+			a, err := daemon.New(cfg, logger, daemon.WithConfigLoader(func() (*config.Config, error) { return buildConfig(&f) }))
 			if err != nil {
 				return nil, err
 			}
@@ -142,7 +145,7 @@ func (c *AgentCommand) Run(args []string) int {
 	signals := c.signals
 	if signals == nil {
 		ch := make(chan os.Signal, 2)
-		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+		signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 		defer signal.Stop(ch)
 		signals = ch
 	}
@@ -230,11 +233,17 @@ func (c *AgentCommand) banner(cfg *config.Config, agent agentProcess) {
 // wait runs until a signal or the agent stops on its own.
 func (c *AgentCommand) wait(cfg *config.Config, agent agentProcess, logger hclog.Logger, signals <-chan os.Signal) int {
 	var sig os.Signal
-	select {
-	case <-agent.ShutdownCh():
-		logger.Info("agent stopped")
-		return ExitOK
-	case sig = <-signals:
+	for sig == nil {
+		select {
+		case <-agent.ShutdownCh():
+			logger.Info("agent stopped")
+			return ExitOK
+		case sig = <-signals:
+		}
+		if sig == syscall.SIGHUP {
+			sig = nil
+			c.reload(agent, logger)
+		}
 	}
 	if sig != os.Interrupt && !cfg.Server.LeaveOnTerminate {
 		logger.Info("shutting down without leaving", "signal", sig.String())
@@ -266,6 +275,22 @@ func (c *AgentCommand) wait(cfg *config.Config, agent agentProcess, logger hclog
 			return c.fail(fmt.Errorf("shutdown: %w", err))
 		}
 		return ExitError
+	}
+}
+
+// reload runs a SIGHUP reload; errors are logged, the agent keeps running.
+func (c *AgentCommand) reload(agent agentProcess, logger hclog.Logger) {
+	r, ok := agent.(interface {
+		Reload(context.Context) (api.ReloadResult, error)
+	})
+	if !ok {
+		return
+	}
+	logger.Info("SIGHUP: reloading")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := r.Reload(ctx); err != nil {
+		logger.Error("reload failed; the running configuration stays", "error", err)
 	}
 }
 

@@ -85,6 +85,11 @@ func commands(m Meta) map[string]cli.CommandFactory {
 		"operator raft":             cmd(&groupCommand{synopsis: "Inspect and change the raft peer set", help: raftHelp}),
 		"operator raft list-peers":  cmd(&RaftListPeersCommand{Meta: m}),
 		"operator raft remove-peer": cmd(&RaftRemovePeerCommand{Meta: m}),
+		"operator snapshot":         cmd(&groupCommand{synopsis: "Save, restore and inspect snapshots of the cluster state", help: snapshotHelp}),
+		"operator snapshot save":    cmd(&SnapshotSaveCommand{Meta: m}),
+		"operator snapshot restore": cmd(&SnapshotRestoreCommand{Meta: m}),
+		"operator snapshot inspect": cmd(&SnapshotInspectCommand{Meta: m}),
+		"reload":                    cmd(&ReloadCommand{Meta: m}),
 
 		"status": cmd(&StatusCommand{Meta: m}),
 		"leave":  cmd(&LeaveCommand{Meta: m}),

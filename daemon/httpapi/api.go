@@ -98,6 +98,10 @@ type Config struct {
 	// ACLs, when set, turns ACLs on: every endpoint then needs a token
 	// whose policies grant its permission. Nil means ACLs are disabled.
 	ACLs ACLStore
+	// Snapshots serves /v1/operator/snapshot (nil: not served).
+	Snapshots Snapshots
+	// Reloader serves PUT /v1/agent/reload (nil: not served).
+	Reloader Reloader
 	// Logger is the API's logger.
 	Logger hclog.Logger
 }

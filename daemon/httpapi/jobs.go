@@ -3,7 +3,9 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/corral-dev/corral/daemon/api"
@@ -228,33 +230,67 @@ func (h *API) handleListJobs(w http.ResponseWriter, r *http.Request) {
 		}
 		f.State = st
 	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			writeError(w, badRequest("limit=%q: must be a non-negative integer", s))
-			return
-		}
-		f.Limit = n
+	limit, err := nonNegative(q, "limit")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	offset, err := nonNegative(q, "offset")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	plugin, search := q.Get("plugin"), q.Get("search")
+	if plugin == "" && search == "" && offset == 0 {
+		f.Limit = limit // the common case: let the store stop early
 	}
 	if err := h.blockOnStore(r); err != nil {
 		writeError(w, err)
 		return
 	}
 	index := h.store.Index()
-	limit := f.Limit
-	if f.Queue == "" && !authz.Management() {
-		f.Limit = 0 // filtered below, then cut
+	readAll := f.Queue != "" || authz.Management()
+	if !readAll {
+		f.Limit = 0 // filtered by permission below, then cut
 	}
-	out := api.JobList{Jobs: []api.Job{}, Index: index}
-	for _, j := range h.store.List(f) {
-		if limit > 0 && len(out.Jobs) == limit {
-			break
+	jobs := h.store.List(f)
+	if plugin != "" || search != "" || !readAll {
+		kept := jobs[:0:0]
+		for _, j := range jobs {
+			if (plugin == "" || j.Plugin == plugin) &&
+				(search == "" || strings.HasPrefix(j.ID, search) || j.UniqueKey == search) &&
+				(readAll || authz.QueueRead(j.Queue)) {
+				kept = append(kept, j)
+			}
 		}
-		if f.Queue != "" || authz.QueueRead(j.Queue) {
-			out.Jobs = append(out.Jobs, toAPIJob(j))
-		}
+		jobs = kept
+	}
+	total := len(jobs)
+	jobs = jobs[min(offset, len(jobs)):]
+	if limit > 0 && len(jobs) > limit {
+		jobs = jobs[:limit]
+	}
+	out := api.JobList{Jobs: make([]api.Job, len(jobs)), Index: index}
+	if plugin != "" || search != "" || offset > 0 || limit > 0 {
+		out.Total = &total
+	}
+	for i, j := range jobs {
+		out.Jobs[i] = toAPIJob(j)
 	}
 	writeJSON(w, http.StatusOK, out, index)
+}
+
+// nonNegative reads an optional non-negative integer query parameter.
+func nonNegative(q url.Values, name string) (int, error) {
+	s := q.Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, badRequest("%s=%q: must be a non-negative integer", name, s)
+	}
+	return n, nil
 }
 
 // blockOnStore serves the blocking-query parameters of a list read: with

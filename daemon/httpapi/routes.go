@@ -43,11 +43,21 @@ func (h *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/acl/tokens", h.needACL(h.handleACLTokens))
 	mux.HandleFunc("POST /v1/acl/token", h.needACL(h.handleACLTokenCreate))
 	mux.HandleFunc("DELETE /v1/acl/token/{accessor}", h.needACL(h.handleACLTokenDelete))
+	if h.cfg.Snapshots != nil {
+		mux.HandleFunc("GET /v1/operator/snapshot", h.need(permOperatorWrite, h.onLeader(h.handleSnapshotSave)))
+		mux.HandleFunc("PUT /v1/operator/snapshot", h.need(permOperatorWrite, h.onLeader(h.handleSnapshotRestore)))
+	}
+	if h.cfg.Reloader != nil {
+		mux.HandleFunc("PUT /v1/agent/reload", h.need(permAgentWrite, h.handleReload))
+	}
 	if h.cfg.Metrics != nil {
 		// Metrics reveal the cluster's shape and load: agent:read, as
 		// Consul's /v1/agent/metrics. Prometheus sends a bearer token.
 		mux.HandleFunc("GET /v1/metrics", h.need(permAgentRead, h.cfg.Metrics.ServeHTTP))
 	}
+	mux.Handle("GET /ui/", uiHandler())
+	mux.HandleFunc("GET /ui", redirectToUI)
+	mux.HandleFunc("GET /{$}", redirectToUI)
 	if h.cfg.EnableDebug {
 		mux.HandleFunc("GET /debug/pprof/", h.need(permAgentWrite, pprof.Index))
 		mux.HandleFunc("GET /debug/pprof/cmdline", h.need(permAgentWrite, pprof.Cmdline))

@@ -129,6 +129,9 @@ type Status struct {
 	Running     int    `json:"running"`
 	// PID is the plugin process's ID while it runs.
 	PID int `json:"pid,omitempty"`
+	// Restarts counts the relaunches of the plugin after a crash since
+	// the Manager started.
+	Restarts int `json:"restarts"`
 }
 
 // Manager runs worker plugins. Its methods are safe for concurrent use.
@@ -143,6 +146,8 @@ type Manager struct {
 	killProcs   context.CancelFunc
 	supervisors sync.WaitGroup
 
+	// reloadMu serialises Reloads.
+	reloadMu  sync.Mutex
 	mu        sync.Mutex
 	instances map[string]*instance
 	started   bool

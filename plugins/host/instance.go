@@ -46,7 +46,16 @@ type instance struct {
 	dead    *process // a process to replace, for the supervisor
 	running int
 	crashes int // consecutive
-	stopped bool
+	// restarts counts successful relaunches after a crash.
+	restarts int
+	// fingerprint identifies the executable's content (see Reload).
+	fingerprint string
+	// draining is set by a reload that replaces or removes the plugin: it
+	// takes no new jobs; idle is closed once none run; next replaces it.
+	draining bool
+	idle     chan struct{}
+	next     *instance
+	stopped  bool
 }
 
 // State returns the current state.
@@ -70,6 +79,7 @@ func (i *instance) status() Status {
 		Error:       i.err,
 		Concurrency: i.concurrency,
 		Running:     i.running,
+		Restarts:    i.restarts,
 	}
 	if i.proc != nil {
 		s.PID = i.proc.pid
@@ -100,6 +110,9 @@ func (i *instance) start(ctx context.Context) bool {
 
 func (i *instance) setReadyLocked(proc *process, info sdk.Info) {
 	i.state, i.err, i.info, i.proc = StateReady, "", info, proc
+	if i.draining {
+		i.state = StateDraining
+	}
 	if info.Name != "" && info.Name != i.name {
 		i.logger.Debug("plugin reports another name; it is known by its file name", "reported", info.Name)
 	}
@@ -123,6 +136,13 @@ func (i *instance) acquire() (*process, error) {
 func (i *instance) release() {
 	i.mu.Lock()
 	i.running--
+	if i.running == 0 && i.idle != nil {
+		select {
+		case <-i.idle:
+		default:
+			close(i.idle)
+		}
+	}
 	i.mu.Unlock()
 }
 
@@ -168,8 +188,11 @@ func (i *instance) supervise(ctx context.Context) {
 		case <-i.kick:
 		}
 		i.mu.Lock()
-		proc := i.proc
+		proc, stopped := i.proc, i.stopped
 		i.mu.Unlock()
+		if stopped {
+			return // replaced or removed by a reload
+		}
 		if proc != nil && proc.exited() {
 			i.markDead(proc, fmt.Sprintf("plugin process (pid %d) exited unexpectedly", proc.pid))
 		}
@@ -211,6 +234,7 @@ func (i *instance) restart(ctx context.Context, dead *process) {
 		proc, info, err := i.launch(ctx)
 		i.mu.Lock()
 		if err == nil && !i.stopped {
+			i.restarts++
 			i.setReadyLocked(proc, info)
 			i.mu.Unlock()
 			i.logger.Info("plugin restarted", "pid", proc.pid)

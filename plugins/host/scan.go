@@ -97,7 +97,12 @@ func (m *Manager) newInstance(name, path string, args []string, builtin bool) *i
 	if pc.Checksum != "" {
 		sum, _ = hex.DecodeString(pc.Checksum) // validated by Config.Validate
 	}
+	fp := ""
+	if !builtin && path != "" {
+		fp = fileFingerprint(path)
+	}
 	return &instance{
+		fingerprint:  fp,
 		name:         name,
 		path:         path,
 		args:         args,
