@@ -286,17 +286,24 @@ func (s *stream) send(ctx context.Context, errc <-chan error) error {
 	defer heartbeat.Stop()
 	recheck := time.NewTicker(pluginRecheck)
 	defer recheck.Stop()
+	// Credit is checked at the start and then every pluginRecheck: slots
+	// that free up need no announcement (the leader counts its acks the
+	// same way the worker does), so what is left to notice is a plugin
+	// that goes away or comes back.
+	if err := s.sendCredit(); err != nil {
+		return err
+	}
 	for {
 		changed := w.changed()
 		if err := s.sendReports(); err != nil {
 			return err
 		}
-		if err := s.sendCredit(); err != nil {
-			return err
-		}
 		select {
 		case <-changed:
 		case <-recheck.C:
+			if err := s.sendCredit(); err != nil {
+				return err
+			}
 		case <-heartbeat.C:
 			if err := s.st.Send(&rpc.Up{Heartbeat: w.leases()}); err != nil {
 				return fmt.Errorf("send heartbeat: %w", err)
