@@ -19,6 +19,9 @@ import (
 func TestUnclaimableJobsWriteNoRaftEntries(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{Nodes: 1, Builtins: true, Configure: func(_ int, cfg *config.Config) {
 		cfg.Queues["held"] = config.Queue{}
+		// Heartbeats every 500 ms: a worker that renewed an empty set of
+		// leases would show within the observation window.
+		cfg.Limits.LeaseTTL = 1500 * time.Millisecond
 	}})
 	n := c.Leader()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -305,8 +305,12 @@ func (s *stream) send(ctx context.Context, errc <-chan error) error {
 				return err
 			}
 		case <-heartbeat.C:
-			if err := s.st.Send(&rpc.Up{Heartbeat: w.leases()}); err != nil {
-				return fmt.Errorf("send heartbeat: %w", err)
+			// A worker without leases has nothing to renew: an idle cluster
+			// writes no raft entries.
+			if leases := w.leases(); len(leases) > 0 {
+				if err := s.st.Send(&rpc.Up{Heartbeat: leases}); err != nil {
+					return fmt.Errorf("send heartbeat: %w", err)
+				}
 			}
 		case err := <-errc:
 			return err
