@@ -152,12 +152,19 @@ func (l leaderLink) OpenDispatch(ctx context.Context) (worker.Stream, error) {
 		return nil, err
 	}
 	sctx, cancel := server.BindLeader(ctx, changed)
-	var st *rpc.Stream
 	if id == l.a.nodeID {
-		st, err = l.a.rpcSrv.Local(sctx, rpc.MethodDispatch)
-	} else {
-		st, err = l.a.pool.Open(sctx, addr, rpc.MethodDispatch)
+		// This node leads: its worker talks to its server in-process, the
+		// same messages without the wire.
+		worker, leader := rpc.Pipe(sctx)
+		go func() {
+			defer leader.Close()
+			if err := l.a.server.Dispatch(leader.Context(), leader); err != nil && leader.Context().Err() == nil {
+				l.a.logger.Named("server").Debug("local dispatch stream ended", "error", err)
+			}
+		}()
+		return &boundStream{Stream: worker, cancel: cancel}, nil
 	}
+	st, err := l.a.pool.Open(sctx, addr, rpc.MethodDispatch)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -167,7 +174,7 @@ func (l leaderLink) OpenDispatch(ctx context.Context) (worker.Stream, error) {
 
 // boundStream releases its leader binding when closed.
 type boundStream struct {
-	*rpc.Stream
+	worker.Stream
 	cancel context.CancelFunc
 }
 
