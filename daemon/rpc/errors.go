@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -172,9 +171,4 @@ func unreachable(cause error) error {
 		return cause
 	}
 	return fmt.Errorf("%w: %w", ErrUnreachable, cause)
-}
-
-// isCtxErr reports whether err is a context error.
-func isCtxErr(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -371,15 +371,16 @@ func (s *stream) estimateHolds(free map[string]int) bool {
 	estimate := func(p string) int {
 		return max(s.last.Free[p]-int(s.seen[p]-s.last.Seen[p])+int(s.released[p]-s.last.Released[p]), 0)
 	}
-	for _, known := range []map[string]uint64{s.last.Seen, s.released} {
-		for p := range known {
-			if _, ok := free[p]; !ok && estimate(p) > 0 {
-				return false
-			}
+	// A plugin missing from free has no slots here; the leader can only
+	// think otherwise for plugins announced or freed by its acks.
+	gone := func(p string) bool { _, ok := free[p]; return !ok && estimate(p) > 0 }
+	for p := range s.last.Free {
+		if gone(p) {
+			return false
 		}
 	}
-	for p := range s.last.Free {
-		if _, ok := free[p]; !ok && estimate(p) > 0 {
+	for p := range s.released {
+		if gone(p) {
 			return false
 		}
 	}

@@ -97,7 +97,6 @@ func next[T any](t *testing.T, s *fakeStream, want func(T) bool) T {
 	}
 }
 
-func anyUp(*rpc.Up) bool       { return true }
 func reports(u *rpc.Up) bool   { return len(u.Reports) > 0 }
 func credit(u *rpc.Up) bool    { return u.Credit != nil }
 func anyHello(*rpc.Hello) bool { return true }
