@@ -12,7 +12,7 @@ func (st *state) cancel(c *Cancel) Result {
 		return Result{Err: fmt.Errorf("%w: %s", ErrNotFound, c.ID)}
 	}
 	switch j.State {
-	case StateScheduled, StateQueued:
+	case StateScheduled, StateQueued, StateBlocked:
 		nj := st.change(j)
 		nj.State = StateCancelled
 		nj.FinishedAt = nj.UpdatedAt
@@ -39,9 +39,15 @@ func (st *state) retry(c *Retry) Result {
 	if j.State != StateFailed && j.State != StateCancelled {
 		return Result{Err: fmt.Errorf("%w: job %s is %s", ErrNotRetryable, j.ID, j.State)}
 	}
+	to, err := st.retryState(j)
+	if err != nil {
+		return Result{Err: err}
+	}
 	nj := st.change(j)
-	nj.State = StateQueued
-	nj.Seq = st.nextSeq()
+	nj.State = to
+	if to == StateQueued {
+		nj.Seq = st.nextSeq()
+	}
 	nj.MaxAttempts = max(nj.MaxAttempts, nj.Attempt+1)
 	nj.Error = ""
 	nj.Result = nil

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -70,6 +71,10 @@ func (st *state) apply(c Command) Result {
 		if c != nil {
 			return st.purge(c)
 		}
+	case *SubmitDAG:
+		if c != nil {
+			return st.submitDAG(c)
+		}
 	case *SetPeriodic:
 		if c != nil {
 			return st.setPeriodic(c)
@@ -115,6 +120,10 @@ func (st *state) submit(c *Submit) Result {
 	}
 	out := make([]Submitted, len(c.Specs))
 	for i := range c.Specs {
+		if len(c.Specs[i].DependsOn) > 0 {
+			out[i] = Submitted{Err: fmt.Errorf("%w: depends_on needs a SubmitDAG command", ErrBadSpec)}
+			continue
+		}
 		out[i] = st.submitOne(c.IDs[i], &c.Specs[i])
 	}
 	return Result{Submitted: out}
@@ -124,13 +133,23 @@ func (st *state) submitOne(id string, sp *Spec) Submitted {
 	if err := ValidateSpec(sp); err != nil {
 		return Submitted{Err: err}
 	}
+	if sp.UniqueKey != "" {
+		if hid, ok := st.uniqueHolder(sp.UniqueKey); ok {
+			return Submitted{ID: hid, Existing: true}
+		}
+	}
+	return st.createJob(id, sp, false)
+}
+
+// createJob makes job id from a valid spec whose unique key (if any) is
+// free to take: queued, scheduled, or with blocked set, blocked. The
+// spec's DependsOn is kept as the job's parents; the caller records the
+// reverse edges.
+func (st *state) createJob(id string, sp *Spec, blocked bool) Submitted {
 	var holder *Job
 	if sp.UniqueKey != "" {
 		if hid, ok := st.unique[sp.UniqueKey]; ok {
 			holder = st.jobs[hid]
-			if !holder.State.Terminal() || st.now-nanos(holder.CreatedAt) < int64(holder.UniqueFor) {
-				return Submitted{ID: hid, Existing: true}
-			}
 		}
 	}
 	if id == "" {
@@ -159,6 +178,7 @@ func (st *state) submitOne(id string, sp *Spec) Submitted {
 			UniqueKey:   sp.UniqueKey,
 			UniqueFor:   sp.UniqueFor,
 			Constraints: st.internMap(sp.Constraints),
+			DependsOn:   slices.Clone(sp.DependsOn),
 		},
 		CreatedAt: now,
 		UpdatedAt: now,
@@ -173,9 +193,12 @@ func (st *state) submitOne(id string, sp *Spec) Submitted {
 	if j.Timeout == 0 {
 		j.Timeout = DefaultTimeout
 	}
-	if nanos(j.RunAt) > st.now {
+	switch {
+	case blocked:
+		j.State = StateBlocked
+	case nanos(j.RunAt) > st.now:
 		j.State = StateScheduled
-	} else {
+	default:
 		j.State = StateQueued
 		j.Seq = st.nextSeq()
 	}
@@ -220,6 +243,19 @@ func ValidateSpec(sp *Spec) error {
 	for k := range sp.Constraints {
 		if k == "" {
 			return fmt.Errorf("%w: constraint with an empty key", ErrBadSpec)
+		}
+	}
+	if len(sp.DependsOn) > MaxParents {
+		return fmt.Errorf("%w: depends_on lists %d parents, over the limit of %d", ErrBadSpec, len(sp.DependsOn), MaxParents)
+	}
+	for i, p := range sp.DependsOn {
+		switch {
+		case p == "":
+			return fmt.Errorf("%w: depends_on has an empty parent", ErrBadSpec)
+		case len(p) > MaxParentRef:
+			return fmt.Errorf("%w: depends_on entry of %d bytes is over the %d-byte limit", ErrBadSpec, len(p), MaxParentRef)
+		case slices.Contains(sp.DependsOn[:i], p):
+			return fmt.Errorf("%w: depends_on lists %s twice", ErrBadSpec, p)
 		}
 	}
 	return nil

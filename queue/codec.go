@@ -83,6 +83,13 @@ func sizeHint(e Entry) int {
 				}
 				n += 28 * len(c.IDs)
 			}
+		case *SubmitDAG:
+			if c != nil {
+				for i := range c.Specs {
+					n += 64 + len(c.Specs[i].Payload) + len(c.Specs[i].Queue) + len(c.Specs[i].Plugin) + len(c.Specs[i].UniqueKey) + 28*len(c.Specs[i].DependsOn)
+				}
+				n += 28 * len(c.IDs)
+			}
 		case *Complete:
 			if c != nil {
 				for i := range c.Reports {
@@ -101,6 +108,9 @@ func sizeHint(e Entry) int {
 func appendCommand(b []byte, c Command) ([]byte, error) {
 	if out, ok := appendPeriodicCommand(b, c); ok {
 		return out, nil
+	}
+	if c, ok := c.(*SubmitDAG); ok && c != nil {
+		return appendSubmitDAG(b, c), nil
 	}
 	switch c := c.(type) {
 	case *Submit:
@@ -208,6 +218,8 @@ func (d *decoder) command() Command {
 		return c
 	}
 	switch k {
+	case KindSubmitDAG:
+		return d.submitDAG()
 	case KindSubmit:
 		c := &Submit{}
 		if n := d.count(1); n > 0 {

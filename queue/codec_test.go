@@ -33,6 +33,10 @@ func sampleEntry() Entry {
 			&DeletePeriodic{Name: "nightly"},
 			&FirePeriodic{Name: "nightly", Tick: t0.Add(time.Minute), ID: "01J0C"},
 			&FirePeriodic{Name: "nightly", ID: "01J0D", Manual: true},
+			&SubmitDAG{IDs: []string{"01J0E", "01J0F"}, Specs: []Spec{
+				{Plugin: "echo", UniqueKey: "u2"},
+				{Queue: "mail", Plugin: "exec", Priority: 1, DependsOn: []string{"01J0E", "01J0A"}},
+			}},
 		},
 	}
 }

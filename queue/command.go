@@ -144,7 +144,7 @@ type Complete struct {
 // Kind implements Command.
 func (*Complete) Kind() Kind { return KindComplete }
 
-// Cancel cancels a job: a scheduled or queued job ends cancelled at once; a
+// Cancel cancels a job: a scheduled, queued or blocked job ends cancelled at once; a
 // running job gets CancelRequested and ends cancelled when its node reports
 // (or its lease ends). Cancelling a terminal job is ErrTerminal.
 type Cancel struct {
@@ -155,7 +155,8 @@ type Cancel struct {
 func (*Cancel) Kind() Kind { return KindCancel }
 
 // Retry puts a failed or cancelled job back to queued, at the back of its
-// priority's FIFO order, with one more attempt: MaxAttempts is raised to
+// priority's FIFO order (or to blocked while a parent has not succeeded;
+// refused while a parent is failed or cancelled), with one more attempt: MaxAttempts is raised to
 // Attempt+1 when the job had used them all (the attempt count and history
 // are kept). Other states are ErrNotRetryable.
 type Retry struct {

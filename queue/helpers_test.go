@@ -138,6 +138,7 @@ type dumpedState struct {
 	Jobs      []Job
 	Queues    []QueueInfo
 	Periodics []PeriodicInfo
+	Children  map[string][]string
 	Seq       uint64
 }
 
@@ -148,6 +149,10 @@ func dump(s *Store) dumpedState {
 		d.Jobs = append(d.Jobs, *j)
 	}
 	d.Seq = s.st.seq
+	d.Children = map[string][]string{}
+	for id, kids := range s.st.children {
+		d.Children[id] = slices.Clone(kids)
+	}
 	s.mu.RUnlock()
 	slices.SortFunc(d.Jobs, func(a, b Job) int { return strings.Compare(a.ID, b.ID) })
 	d.Queues = s.Queues()
@@ -173,6 +178,9 @@ func assertSameState(t testing.TB, want, got dumpedState) {
 		if !reflect.DeepEqual(want.Jobs[i], got.Jobs[i]) {
 			t.Fatalf("job differs:\nwant %+v\n got %+v", want.Jobs[i], got.Jobs[i])
 		}
+	}
+	if !reflect.DeepEqual(want.Children, got.Children) {
+		t.Fatalf("child lists differ:\nwant %v\n got %v", want.Children, got.Children)
 	}
 	if want.Seq != got.Seq {
 		t.Fatalf("sequence counter differs: want %d, got %d", want.Seq, got.Seq)
@@ -233,7 +241,7 @@ func (st *state) check() error {
 			if a := j.Attempts[len(j.Attempts)-1]; a.Token != j.Token || !a.Finished.IsZero() {
 				return fmt.Errorf("running job %s current attempt %+v", id, a)
 			}
-		case StateQueued, StateScheduled:
+		case StateQueued, StateScheduled, StateBlocked:
 			if j.Token != 0 || j.Attempt >= j.MaxAttempts || !j.FinishedAt.IsZero() {
 				return fmt.Errorf("waiting job %s: %+v", id, j)
 			}
@@ -275,6 +283,9 @@ func (st *state) check() error {
 	if onNodes != running {
 		return fmt.Errorf("node sets hold %d jobs, %d running", onNodes, running)
 	}
+	if err := st.checkDeps(); err != nil {
+		return err
+	}
 	for key, id := range st.unique {
 		if j := st.jobs[id]; j == nil || !j.holdsKey || j.UniqueKey != key {
 			return fmt.Errorf("unique key %q points at %s which does not hold it", key, id)
@@ -291,4 +302,55 @@ func snapshotBytes(t testing.TB, s *Store) []byte {
 		t.Fatalf("snapshot: %v", err)
 	}
 	return buf.Bytes()
+}
+
+// checkDeps verifies the dependency edges and the blocked rules.
+func (st *state) checkDeps() error {
+	edges := 0
+	for id, j := range st.jobs {
+		waiting := false
+		for _, pid := range j.DependsOn {
+			p := st.jobs[pid]
+			if p == nil {
+				return fmt.Errorf("job %s lists parent %s which is not stored", id, pid)
+			}
+			if _, found := slices.BinarySearch(st.children[pid], id); !found {
+				return fmt.Errorf("job %s lists parent %s whose children %v miss it", id, pid, st.children[pid])
+			}
+			edges++
+			switch {
+			case p.State == StateSucceeded:
+			case j.State == StateBlocked && (p.State == StateFailed || p.State == StateCancelled):
+				return fmt.Errorf("blocked job %s has a %s parent %s", id, p.State, pid)
+			default:
+				waiting = true
+			}
+		}
+		switch j.State {
+		case StateBlocked:
+			if !waiting {
+				return fmt.Errorf("blocked job %s waits for no parent", id)
+			}
+		case StateQueued, StateScheduled, StateRunning, StateSucceeded:
+			if waiting {
+				return fmt.Errorf("job %s is %s while a parent has not succeeded", id, j.State)
+			}
+		}
+	}
+	n := 0
+	for pid, kids := range st.children {
+		if len(kids) == 0 || !slices.IsSorted(kids) {
+			return fmt.Errorf("children of %s: %v (empty or unsorted)", pid, kids)
+		}
+		for _, kid := range kids {
+			if c := st.jobs[kid]; c == nil || !slices.Contains(c.DependsOn, pid) {
+				return fmt.Errorf("%s lists child %s which does not list it", pid, kid)
+			}
+		}
+		n += len(kids)
+	}
+	if n != edges {
+		return fmt.Errorf("%d child edges, %d parent edges", n, edges)
+	}
+	return nil
 }

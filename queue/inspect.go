@@ -26,7 +26,7 @@ func InspectSnapshot(r io.Reader) (SnapshotSummary, error) {
 	out := SnapshotSummary{Index: st.index, Jobs: len(st.jobs)}
 	for _, q := range st.queues {
 		counts := make(map[State]int, numStates-1)
-		for s := StateScheduled; s <= StateCancelled; s++ {
+		for s := StateScheduled; s <= StateBlocked; s++ {
 			counts[s] = q.counts[s]
 		}
 		out.Queues = append(out.Queues, QueueInfo{Name: q.name, Config: q.cfg, Counts: counts})

@@ -10,6 +10,9 @@ import (
 //	scheduled -> queued -> running -> succeeded | failed | cancelled
 //
 // A failed attempt with attempts left goes back to scheduled with backoff.
+// A job with parents (Spec.DependsOn) starts blocked and moves on to
+// queued (or scheduled) when its last parent succeeded; a failed or
+// cancelled parent cancels it (deps.go).
 type State uint8
 
 // Job states. The zero value is invalid so a forgotten assignment is caught.
@@ -21,9 +24,11 @@ const (
 	StateSucceeded
 	StateFailed
 	StateCancelled
+	// StateBlocked: waiting for its parents to succeed (deps.go).
+	StateBlocked
 )
 
-var stateNames = [...]string{"invalid", "scheduled", "queued", "running", "succeeded", "failed", "cancelled"}
+var stateNames = [...]string{"invalid", "scheduled", "queued", "running", "succeeded", "failed", "cancelled", "blocked"}
 
 // String returns the lower-case API name of the state.
 func (s State) String() string {
@@ -46,7 +51,7 @@ func ParseState(name string) (State, error) {
 			return State(i), nil
 		}
 	}
-	return StateInvalid, fmt.Errorf("%w: %q (want scheduled, queued, running, succeeded, failed or cancelled)", ErrBadState, name)
+	return StateInvalid, fmt.Errorf("%w: %q (want blocked, scheduled, queued, running, succeeded, failed or cancelled)", ErrBadState, name)
 }
 
 // MarshalText implements encoding.TextMarshaler.
@@ -124,6 +129,12 @@ type Spec struct {
 	UniqueFor time.Duration
 	// Constraints are node tags that must all match for a node to claim it.
 	Constraints map[string]string
+	// DependsOn lists the IDs of the job's parents: it stays blocked until
+	// each of them succeeded (deps.go). Only a SubmitDAG carries it; it is
+	// not part of the job record encoding but of the "deps" snapshot
+	// section. In a stored job it holds the parents still stored (a
+	// purged parent is dropped from it).
+	DependsOn []string
 }
 
 // Attempt is one entry of a job's history.

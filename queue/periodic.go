@@ -147,6 +147,9 @@ func ValidatePeriodic(p *Periodic) error {
 	if !p.Job.RunAt.IsZero() {
 		return fmt.Errorf("%w: a periodic job cannot set run_at", ErrBadPeriodic)
 	}
+	if len(p.Job.DependsOn) > 0 {
+		return fmt.Errorf("%w: a periodic job cannot set depends_on", ErrBadPeriodic)
+	}
 	if err := ValidateSpec(&p.Job); err != nil {
 		return err
 	}

@@ -88,6 +88,9 @@ func (g *gen) command() Command {
 			c.Specs = append(c.Specs, sp)
 			g.ids = append(g.ids, id)
 		}
+		if g.r.IntN(2) == 0 {
+			return g.dag(c)
+		}
 		return c
 	case k < 10:
 		slots := map[string]int{}
@@ -141,6 +144,25 @@ func (g *gen) command() Command {
 	default:
 		return &Purge{Limit: g.r.IntN(20)}
 	}
+}
+
+// dag turns a submit into a SubmitDAG: each job depends on some jobs of
+// the batch (mostly earlier ones; a later one may make a cycle) and some
+// known jobs (sometimes unknown ones).
+func (g *gen) dag(c *Submit) Command {
+	for i := range c.Specs {
+		for k := 0; k < g.r.IntN(3); k++ {
+			switch {
+			case g.r.IntN(10) == 0:
+				c.Specs[i].DependsOn = append(c.Specs[i].DependsOn, c.IDs[g.r.IntN(len(c.IDs))])
+			case i > 0 && g.r.IntN(2) == 0:
+				c.Specs[i].DependsOn = append(c.Specs[i].DependsOn, c.IDs[g.r.IntN(i)])
+			default:
+				c.Specs[i].DependsOn = append(c.Specs[i].DependsOn, g.knownID())
+			}
+		}
+	}
+	return &SubmitDAG{IDs: c.IDs, Specs: c.Specs}
 }
 
 // learn records the leases granted by an entry's results.

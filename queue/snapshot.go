@@ -347,6 +347,9 @@ func readState(r io.Reader) (*state, error) {
 			return nil, errSnapshot("%w", err)
 		}
 	}
+	if err := st.checkBlocked(); err != nil {
+		return nil, errSnapshot("%w", err)
+	}
 	want := cr.h.Sum32()
 	var sum [4]byte
 	if _, err := io.ReadFull(cr.r, sum[:]); err != nil {
@@ -368,7 +371,7 @@ func (st *state) restoreJob(j *Job) error {
 		return errors.New("empty id")
 	case st.jobs[j.ID] != nil:
 		return errors.New("duplicate id")
-	case j.State == StateInvalid || j.State > StateCancelled:
+	case j.State == StateInvalid || j.State > StateBlocked:
 		return fmt.Errorf("invalid state %d", j.State)
 	case st.queues[j.Queue] == nil:
 		return fmt.Errorf("unknown queue %q", j.Queue)

@@ -10,8 +10,8 @@ import (
 // btreeDegree is the degree of every index btree.
 const btreeDegree = 32
 
-// numStates sizes per-state count arrays (StateInvalid..StateCancelled).
-const numStates = int(StateCancelled) + 1
+// numStates sizes per-state count arrays (StateInvalid..StateBlocked).
+const numStates = int(StateBlocked) + 1
 
 // readyItem is one queued job in a (queue, plugin) ready tree. The order
 // (priority desc, Seq asc) is total because Seq is unique, so every node pops
@@ -101,6 +101,12 @@ type state struct {
 	periodics map[string]*periodicState
 	// acl holds ACL policies and tokens; nil until the first ACL command.
 	acl *aclState
+	// children maps a job ID to the IDs of its stored children, sorted
+	// (deps.go); a job's parents are in its Spec.DependsOn.
+	children map[string][]string
+	// cascading is set while cancelDescendants runs, so the puts it makes
+	// do not start cascades of their own.
+	cascading bool
 
 	// index is the raft index of the last applied entry.
 	index uint64
@@ -127,6 +133,7 @@ func newState() *state {
 		nodes:     make(map[string]map[string]struct{}),
 		unique:    make(map[string]string),
 		names:     make(map[string]string),
+		children:  make(map[string][]string),
 	}
 }
 
@@ -187,10 +194,14 @@ func (st *state) put(old, nj *Job) {
 	}
 	if nj == nil {
 		delete(st.jobs, old.ID)
+		st.dropEdges(old)
 		return
 	}
 	st.jobs[nj.ID] = nj
 	st.addIndex(nj)
+	if old != nil && old.State != nj.State {
+		st.parentChanged(nj)
+	}
 }
 
 // addIndex adds j to the indexes of its state. It reports false when an
@@ -210,6 +221,8 @@ func (st *state) addIndex(j *Job) bool {
 			q.ready[j.Plugin] = t
 		}
 		_, dup = t.ReplaceOrInsert(readyItem{j.Priority, j.Seq, j})
+	case StateBlocked:
+		// Only counted: a blocked job waits for its parents (deps.go).
 	case StateRunning:
 		_, dup = st.leases.ReplaceOrInsert(timeItem{nanos(j.LeaseExpiresAt), j.ID})
 		set := st.nodes[j.Node]
@@ -232,6 +245,7 @@ func (st *state) unindex(j *Job) {
 		st.scheduled.Delete(timeItem{nanos(j.RunAt), j.ID})
 	case StateQueued:
 		q.ready[j.Plugin].Delete(readyItem{prio: j.Priority, seq: j.Seq})
+	case StateBlocked:
 	case StateRunning:
 		st.leases.Delete(timeItem{nanos(j.LeaseExpiresAt), j.ID})
 		set := st.nodes[j.Node]

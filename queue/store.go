@@ -183,7 +183,7 @@ func (s *Store) Queues() []QueueInfo {
 	out := make([]QueueInfo, 0, len(s.st.queues))
 	for _, q := range s.st.queues {
 		counts := make(map[State]int, numStates-1)
-		for st := StateScheduled; st <= StateCancelled; st++ {
+		for st := StateScheduled; st <= StateBlocked; st++ {
 			counts[st] = q.counts[st]
 		}
 		out = append(out, QueueInfo{Name: q.name, Config: q.cfg, Counts: counts})
@@ -198,11 +198,11 @@ func (s *Store) Counts() map[State]int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	counts := make(map[State]int, numStates-1)
-	for st := StateScheduled; st <= StateCancelled; st++ {
+	for st := StateScheduled; st <= StateBlocked; st++ {
 		counts[st] = 0
 	}
 	for _, q := range s.st.queues {
-		for st := StateScheduled; st <= StateCancelled; st++ {
+		for st := StateScheduled; st <= StateBlocked; st++ {
 			counts[st] += q.counts[st]
 		}
 	}
