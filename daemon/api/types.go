@@ -21,6 +21,13 @@ type JobRequest struct {
 	UniqueKey   string            `json:"unique_key,omitempty"`
 	UniqueFor   Duration          `json:"unique_for,omitempty"`
 	Constraints map[string]string `json:"constraints,omitempty"`
+	// Name is a local name by which other jobs of the same request refer
+	// to this one in DependsOn (a batch only; not stored).
+	Name string `json:"name,omitempty"`
+	// DependsOn lists the job's parents: IDs of existing jobs or names of
+	// jobs in the same request. The job stays blocked until each parent
+	// succeeded; a failed or cancelled parent cancels it.
+	DependsOn []string `json:"depends_on,omitempty"`
 }
 
 // SubmitRequest is the batch form of POST /v1/jobs: {"jobs": [...]}.
@@ -45,6 +52,8 @@ type SubmitResponse struct {
 
 // SubmittedJob is one entry of a batch submit response.
 type SubmittedJob struct {
+	// Name is the request's local name of the job, if it had one.
+	Name     string `json:"name,omitempty"`
 	ID       string `json:"id,omitempty"`
 	Existing bool   `json:"existing,omitempty"`
 	Error    string `json:"error,omitempty"`
@@ -71,27 +80,31 @@ type Progress struct {
 
 // Job is a job as the API shows it (DESIGN §5 field names).
 type Job struct {
-	ID              string            `json:"id"`
-	Queue           string            `json:"queue"`
-	Plugin          string            `json:"plugin"`
-	Payload         json.RawMessage   `json:"payload,omitempty"`
-	Priority        int               `json:"priority"`
-	MaxAttempts     int               `json:"max_attempts"`
-	Timeout         Duration          `json:"timeout"`
-	RunAt           time.Time         `json:"run_at,omitzero"`
-	UniqueKey       string            `json:"unique_key,omitempty"`
-	UniqueFor       Duration          `json:"unique_for,omitempty"`
-	Constraints     map[string]string `json:"constraints,omitempty"`
-	State           string            `json:"state"`
-	Attempt         int               `json:"attempt"`
-	Node            string            `json:"node,omitempty"`
-	Token           uint64            `json:"token,omitempty"`
-	LeaseExpiresAt  time.Time         `json:"lease_expires_at,omitzero"`
-	CancelRequested bool              `json:"cancel_requested,omitempty"`
-	Result          json.RawMessage   `json:"result,omitempty"`
-	Error           string            `json:"error,omitempty"`
-	Attempts        []Attempt         `json:"attempts,omitempty"`
-	Progress        *Progress         `json:"progress,omitempty"`
+	ID          string            `json:"id"`
+	Queue       string            `json:"queue"`
+	Plugin      string            `json:"plugin"`
+	Payload     json.RawMessage   `json:"payload,omitempty"`
+	Priority    int               `json:"priority"`
+	MaxAttempts int               `json:"max_attempts"`
+	Timeout     Duration          `json:"timeout"`
+	RunAt       time.Time         `json:"run_at,omitzero"`
+	UniqueKey   string            `json:"unique_key,omitempty"`
+	UniqueFor   Duration          `json:"unique_for,omitempty"`
+	Constraints map[string]string `json:"constraints,omitempty"`
+	// Parents are the IDs of the jobs this one waits for (depends_on);
+	// Children the IDs of the jobs that wait for it.
+	Parents         []string        `json:"parents,omitempty"`
+	Children        []string        `json:"children,omitempty"`
+	State           string          `json:"state"`
+	Attempt         int             `json:"attempt"`
+	Node            string          `json:"node,omitempty"`
+	Token           uint64          `json:"token,omitempty"`
+	LeaseExpiresAt  time.Time       `json:"lease_expires_at,omitzero"`
+	CancelRequested bool            `json:"cancel_requested,omitempty"`
+	Result          json.RawMessage `json:"result,omitempty"`
+	Error           string          `json:"error,omitempty"`
+	Attempts        []Attempt       `json:"attempts,omitempty"`
+	Progress        *Progress       `json:"progress,omitempty"`
 	// Waiting explains why a queued job is not running (e.g. no node has its plugin).
 	Waiting    string    `json:"waiting,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`

@@ -37,8 +37,47 @@ func (c *JobStatusCommand) Run(args []string) int {
 		if err != nil {
 			return c.fail(err)
 		}
-		return c.output(job, func(w io.Writer) { printJob(w, job) })
+		var deps [][]string
+		if !c.json {
+			deps = dependencyRows(ctx, client, job)
+		}
+		return c.output(job, func(w io.Writer) {
+			printJob(w, job)
+			if len(deps) > 0 {
+				fmt.Fprintln(w, "\nDependencies")
+				table(w, []string{"Relation", "ID", "State", "Error"}, deps)
+			}
+		})
 	})
+}
+
+// maxDependencyRows bounds the parents and the children job status looks
+// up and shows (each).
+const maxDependencyRows = 20
+
+// dependencyRows looks up the state of a job's parents and children, one
+// row each (at most maxDependencyRows of either, then a count of the
+// rest). A job that cannot be read shows why instead of its state.
+func dependencyRows(ctx context.Context, client *api.Client, j *api.Job) [][]string {
+	var rows [][]string
+	add := func(rel string, ids []string) {
+		for i, id := range ids {
+			if i == maxDependencyRows {
+				rows = append(rows, []string{rel, fmt.Sprintf("... and %d more", len(ids)-i), "", ""})
+				return
+			}
+			state, msg := "-", ""
+			if d, err := client.Job(ctx, id); err != nil {
+				msg = oneLine(err.Error())
+			} else {
+				state, msg = d.State, oneLine(d.Error)
+			}
+			rows = append(rows, []string{rel, id, state, dash(msg)})
+		}
+	}
+	add("parent", j.Parents)
+	add("child", j.Children)
+	return rows
 }
 
 // printJob writes the human view of one job.
@@ -127,7 +166,7 @@ Options:
     Only jobs of this queue.
 
   -state=<state>
-    Only jobs in this state: scheduled, queued, running, succeeded, failed
+    Only jobs in this state: blocked, scheduled, queued, running, succeeded, failed
     or cancelled.
 ` + clientFlagsHelp)
 }

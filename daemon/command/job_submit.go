@@ -46,6 +46,9 @@ Job options:
                          returns the existing job's ID.
   -unique-for=<duration> How long -unique holds from the job's creation, even after it ends.
   -constraint=<k=v>      A node tag the executing node must have; repeatable.
+  -depends-on=<id,...>   Parent job IDs: the job stays blocked until each
+                         of them succeeded, and is cancelled if one fails
+                         or is cancelled. Repeatable.
   -wait                  Follow the job until it ends.
   -wait-timeout=<dur>    Give up waiting after this long (exit 4). Default: none.
 ` + clientFlagsHelp)
@@ -59,6 +62,7 @@ func (c *JobSubmitCommand) Run(args []string) int {
 		uniqueFor, waitLimit time.Duration
 		at                   string
 		constraints          kvFlag
+		dependsOn            idsFlag
 		wait                 bool
 	)
 	fs := c.flagSet("job submit", true, c.Help)
@@ -71,6 +75,7 @@ func (c *JobSubmitCommand) Run(args []string) int {
 	fs.StringVar(&req.UniqueKey, "unique", "", "")
 	fs.DurationVar(&uniqueFor, "unique-for", 0, "")
 	fs.Var(&constraints, "constraint", "")
+	fs.Var(&dependsOn, "depends-on", "")
 	fs.BoolVar(&wait, "wait", false, "")
 	fs.DurationVar(&waitLimit, "wait-timeout", 0, "")
 	pos, err := parse(fs, args)
@@ -100,6 +105,7 @@ func (c *JobSubmitCommand) Run(args []string) int {
 	if len(constraints) > 0 {
 		req.Constraints = constraints
 	}
+	req.DependsOn = dependsOn
 	if len(pos) == 2 {
 		payload, err := c.readPayload(pos[1])
 		if err != nil {
@@ -237,4 +243,19 @@ func jsonString(s string) json.RawMessage {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s) // cannot fail for a string
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// idsFlag collects comma-separated job IDs of a repeatable flag.
+type idsFlag []string
+
+func (f *idsFlag) String() string { return strings.Join(*f, ",") }
+
+func (f *idsFlag) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			return fmt.Errorf("%q: want job IDs separated by commas", s)
+		}
+		*f = append(*f, v)
+	}
+	return nil
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // countStates are the per-state counts shown by `queue list`, in order.
-var countStates = []string{"scheduled", "queued", "running", "succeeded", "failed", "cancelled"}
+var countStates = []string{"blocked", "scheduled", "queued", "running", "succeeded", "failed", "cancelled"}
 
 // QueueListCommand is `corral queue list`.
 type QueueListCommand struct {

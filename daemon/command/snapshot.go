@@ -154,10 +154,10 @@ func (c *SnapshotInspectCommand) Run(args []string) int {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "ID\t%s\nIndex\t%d\nTerm\t%d\nCreated\t%s\nState bytes\t%d\nJobs\t%d\n\n",
 			info.ID, info.Index, info.Term, info.Created.Format("2006-01-02 15:04:05Z07:00"), info.Size, info.State.Jobs)
-		fmt.Fprintln(tw, "Queue\tPaused\tScheduled\tQueued\tRunning\tSucceeded\tFailed\tCancelled")
+		fmt.Fprintln(tw, "Queue\tPaused\tBlocked\tScheduled\tQueued\tRunning\tSucceeded\tFailed\tCancelled")
 		for _, q := range info.State.Queues {
 			fmt.Fprintf(tw, "%s\t%t", q.Name, q.Config.Paused)
-			for _, n := range []string{"scheduled", "queued", "running", "succeeded", "failed", "cancelled"} {
+			for _, n := range []string{"blocked", "scheduled", "queued", "running", "succeeded", "failed", "cancelled"} {
 				for st, v := range q.Counts {
 					if st.String() == n {
 						fmt.Fprintf(tw, "\t%d", v)

@@ -19,6 +19,8 @@ import (
 // Store is the local replica of the queue (read only).
 type Store interface {
 	Get(id string) (*queue.Job, bool)
+	// Children returns the IDs of the jobs that depend on job id.
+	Children(id string) []string
 	List(f queue.Filter) []*queue.Job
 	Queues() []queue.QueueInfo
 	Periodics() []queue.PeriodicInfo

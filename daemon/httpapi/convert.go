@@ -87,6 +87,7 @@ func toAPIJob(j *queue.Job) api.Job {
 		UniqueKey:       j.UniqueKey,
 		UniqueFor:       api.Duration(j.UniqueFor),
 		Constraints:     j.Constraints,
+		Parents:         j.DependsOn,
 		State:           j.State.String(),
 		Attempt:         j.Attempt,
 		Node:            j.Node,

@@ -51,8 +51,17 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now().UTC()
 	cmd := &queue.Submit{IDs: make([]string, len(reqs)), Specs: make([]queue.Spec, len(reqs))}
+	for i := range cmd.IDs {
+		cmd.IDs[i] = ulid.Make().String()
+	}
+	parents, err := resolveDeps(reqs, cmd.IDs)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	for i := range reqs {
 		spec, err := specFromRequest(&reqs[i], now)
+		spec.DependsOn = parents[i]
 		if err == nil {
 			err = queue.CheckBounds(&spec)
 		}
@@ -70,14 +79,21 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		cmd.Specs[i] = spec
-		cmd.IDs[i] = ulid.Make().String()
 	}
 	for i := range cmd.Specs {
 		if !h.check(w, authz, permQueueWrite(queueOf(cmd.Specs[i].Queue))) {
 			return
 		}
 	}
-	res, index, jobs, err := h.writer.WriteAndWait(r.Context(), cmd, wait)
+	var write queue.Command = cmd
+	if hasDeps(parents) {
+		// All or nothing, with the dependency rules (queue/deps.go).
+		write = &queue.SubmitDAG{IDs: cmd.IDs, Specs: cmd.Specs}
+		if !h.checkParentsReadable(w, authz, cmd.Specs) {
+			return
+		}
+	}
+	res, index, jobs, err := h.writer.WriteAndWait(r.Context(), write, wait)
 	if err == nil {
 		err = res.Err
 	}
@@ -106,7 +122,7 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	out.Jobs = make([]api.SubmittedJob, len(res.Submitted))
 	for i, s := range res.Submitted {
-		out.Jobs[i] = api.SubmittedJob{ID: s.ID, Existing: s.Existing, Job: ended(i)}
+		out.Jobs[i] = api.SubmittedJob{Name: reqs[i].Name, ID: s.ID, Existing: s.Existing, Job: ended(i)}
 		if s.Err != nil {
 			out.Jobs[i].Error = s.Err.Error()
 		}
@@ -185,6 +201,7 @@ func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out := toAPIJob(job)
+		out.Children = h.store.Children(job.ID)
 		h.annotate(r.Context(), job, &out)
 		writeJSON(w, http.StatusOK, out, index)
 		return
@@ -210,6 +227,7 @@ func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := toAPIJob(job)
+	out.Children = h.store.Children(job.ID)
 	h.annotate(r.Context(), job, &out)
 	writeJSON(w, http.StatusOK, out, job.Index)
 }
@@ -276,6 +294,7 @@ func (h *API) handleListJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	for i, j := range jobs {
 		out.Jobs[i] = toAPIJob(j)
+		out.Jobs[i].Children = h.store.Children(j.ID)
 	}
 	writeJSON(w, http.StatusOK, out, index)
 }

@@ -133,6 +133,10 @@ func makesWork(c queue.Command, jobs map[string]int) (all bool) {
 		for i := range cmd.Specs {
 			jobs[cmd.Specs[i].Plugin]++
 		}
+	case *queue.SubmitDAG:
+		for i := range cmd.Specs {
+			jobs[cmd.Specs[i].Plugin]++
+		}
 	case *queue.Retry, *queue.SetQueue, *queue.ExpireLeases:
 		return true
 	}
@@ -280,6 +284,8 @@ func (a *applier) run(ctx context.Context) {
 func cmdWeight(c queue.Command) int {
 	switch cmd := c.(type) {
 	case *queue.Submit:
+		return len(cmd.Specs)
+	case *queue.SubmitDAG:
 		return len(cmd.Specs)
 	case *queue.Complete:
 		return len(cmd.Reports)

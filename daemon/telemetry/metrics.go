@@ -134,7 +134,7 @@ func (m *Metrics) Observe(t queue.Transition) {
 		m.failed.WithLabelValues(t.Queue, t.Plugin).Inc()
 	case queue.StateCancelled:
 		m.cancelled.WithLabelValues(t.Queue).Inc()
-	case queue.StateScheduled, queue.StateQueued:
+	case queue.StateScheduled, queue.StateQueued, queue.StateBlocked:
 		if t.From == queue.StateRunning || t.From.Terminal() {
 			m.retried.WithLabelValues(t.Queue, t.Plugin).Inc()
 		}
@@ -218,7 +218,7 @@ func (c scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	cfg := c.m.cfg
 	if cfg.Queues != nil {
 		for _, q := range cfg.Queues() {
-			for st := queue.StateScheduled; st <= queue.StateCancelled; st++ {
+			for st := queue.StateScheduled; st <= queue.StateBlocked; st++ {
 				ch <- prometheus.MustNewConstMetric(descDepth, prometheus.GaugeValue, float64(q.Counts[st]), q.Name, st.String())
 			}
 			ch <- prometheus.MustNewConstMetric(descPaused, prometheus.GaugeValue, b2f(q.Config.Paused), q.Name)

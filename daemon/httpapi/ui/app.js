@@ -5,7 +5,7 @@
 // X-Corral-Token.
 'use strict';
 
-const STATES = ['scheduled', 'queued', 'running', 'succeeded', 'failed', 'cancelled'];
+const STATES = ['blocked', 'scheduled', 'queued', 'running', 'succeeded', 'failed', 'cancelled'];
 const TOKEN_KEY = 'corral-token';
 const PAGE = 50;
 
