@@ -17,6 +17,7 @@ type depJob struct {
 	Result   json.RawMessage `json:"result"`
 	Parents  []string        `json:"parents"`
 	Children []string        `json:"children"`
+	Waiting  string          `json:"waiting"`
 	Attempts []struct {
 		Started  time.Time `json:"started"`
 		Finished time.Time `json:"finished"`
@@ -60,7 +61,7 @@ func TestDependenciesChainRunsInOrder(t *testing.T) {
 
 	code, body := postJSON(t, agent.httpURL+"/v1/jobs", `{"jobs": [
 		{"name": "c", "plugin": "echo", "payload": {"echo": "c"}, "depends_on": ["b"]},
-		{"name": "a", "plugin": "echo", "payload": {"echo": "a", "sleep": "300ms"}},
+		{"name": "a", "plugin": "echo", "payload": {"echo": "a", "sleep": "1s"}},
 		{"name": "b", "plugin": "echo", "payload": {"echo": "b", "sleep": "100ms"}, "depends_on": ["a"]}
 	]}`)
 	if code != http.StatusOK {
@@ -78,8 +79,9 @@ func TestDependenciesChainRunsInOrder(t *testing.T) {
 	for _, j := range sub.Jobs {
 		id[j.Name] = j.ID
 	}
-	if c := jobStatus(t, agent.httpURL, id["c"]); c.State != "blocked" || len(c.Parents) != 1 || c.Parents[0] != id["b"] {
-		t.Fatalf("c right after submit: %+v (want blocked on %s)", c, id["b"])
+	if c := jobStatus(t, agent.httpURL, id["c"]); c.State != "blocked" || len(c.Parents) != 1 || c.Parents[0] != id["b"] ||
+		c.Waiting != "waiting for 1 of 1 parents to succeed: "+id["b"]+" (blocked)" {
+		t.Fatalf("c right after submit: %+v (want blocked on %s, which is blocked)", c, id["b"])
 	}
 	stdout, _, _ := cli(t, agent.httpURL, "job", "list", "-state", "blocked")
 	if !strings.Contains(stdout, id["c"]) {

@@ -16,6 +16,8 @@ func (h *API) annotate(ctx context.Context, j *queue.Job, out *api.Job) {
 	switch j.State {
 	case queue.StateQueued:
 		out.Waiting = h.waitingReason(j)
+	case queue.StateBlocked:
+		out.Waiting = h.blockedReason(j)
 	case queue.StateRunning:
 		out.Progress = h.jobs.Progress(ctx, j.Node, j.ID)
 	}

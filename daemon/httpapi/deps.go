@@ -99,3 +99,24 @@ func (h *API) checkParentsReadable(w http.ResponseWriter, authz *acl.Authorizer,
 	}
 	return true
 }
+
+// blockedReason names the parents a blocked job still waits for (the
+// first few, with their states).
+func (h *API) blockedReason(j *queue.Job) string {
+	const shown = 5
+	var open []string
+	for _, pid := range j.DependsOn {
+		if p, ok := h.store.Get(pid); ok && p.State != queue.StateSucceeded {
+			open = append(open, fmt.Sprintf("%s (%s)", pid, p.State))
+		}
+	}
+	if len(open) == 0 {
+		return ""
+	}
+	n, more := len(open), ""
+	if n > shown {
+		more = fmt.Sprintf(" and %d more", n-shown)
+		open = open[:shown]
+	}
+	return fmt.Sprintf("waiting for %d of %d parents to succeed: %s%s", n, len(j.DependsOn), strings.Join(open, ", "), more)
+}
