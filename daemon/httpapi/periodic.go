@@ -68,6 +68,10 @@ func (h *API) handleApplyPeriodic(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("a periodic job's template cannot set delay or run_at: the schedule says when it runs"))
 		return
 	}
+	if len(body.Job.DependsOn) > 0 || body.Job.Name != "" {
+		writeError(w, badRequest("a periodic job's template cannot set depends_on or name: each firing is a job on its own"))
+		return
+	}
 	spec, err := specFromRequest(&body.Job, time.Now())
 	if err == nil {
 		err = h.checkLimits(&spec)
