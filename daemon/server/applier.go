@@ -125,7 +125,7 @@ func (p *parkedClaims) takeAll() []*applyReq {
 }
 
 // makesWork counts per plugin the jobs a command can make claimable: a
-// submit those of its specs; a retry, a queue change or a lease expiry
+// submit those of its specs (a SubmitDAG those without parents); a retry, a queue change or a lease expiry
 // (whose entry also promotes due scheduled jobs) any plugin's (all).
 func makesWork(c queue.Command, jobs map[string]int) (all bool) {
 	switch cmd := c.(type) {
@@ -135,7 +135,9 @@ func makesWork(c queue.Command, jobs map[string]int) (all bool) {
 		}
 	case *queue.SubmitDAG:
 		for i := range cmd.Specs {
-			jobs[cmd.Specs[i].Plugin]++
+			if len(cmd.Specs[i].DependsOn) == 0 { // the others start blocked
+				jobs[cmd.Specs[i].Plugin]++
+			}
 		}
 	case *queue.Retry, *queue.SetQueue, *queue.ExpireLeases:
 		return true
