@@ -7,7 +7,7 @@ type Kind uint8
 
 // Command kinds. Values are part of the replicated log format: never reorder
 // or reuse them. Kinds of other features are declared with them:
-// 11-13 in periodic.go, 14 (SubmitDAG) in deps.go.
+// 11-13 in periodic.go, 14 (SubmitDAG) in deps.go, 20-24 in acl.go.
 const (
 	KindInvalid      Kind = iota
 	KindSubmit            // *Submit
