@@ -224,7 +224,7 @@ func (p *Pool) connect(ctx context.Context, addr string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	ys, err := yamux.Client(conn, p.cfg.yamuxConfig(p.logger, true))
+	ys, err := yamux.Client(coalesce(conn), p.cfg.yamuxConfig(p.logger, true))
 	if err != nil {
 		conn.Close()
 		return nil, err
