@@ -88,6 +88,10 @@ type Config struct {
 	Addresses []string
 	// Token is sent with every request.
 	Token string
+	// Via picks the nodes that take the load: ViaAll (spread over every
+	// node), ViaLeader or ViaFollowers, to tell the leader's path from a
+	// forwarded one.
+	Via string
 	// Binary is the corral executable the local agents run; "" means the
 	// running executable.
 	Binary string
@@ -146,6 +150,7 @@ func DefaultConfig() Config {
 		Batch:           1000,
 		Submitters:      4,
 		Timeout:         10 * time.Minute,
+		Via:             ViaAll,
 	}
 }
 
@@ -173,6 +178,8 @@ func (c *Config) Validate() error {
 		return bad("-echo-concurrency=%d: must be at least 1", c.EchoConcurrency)
 	case c.Local > 0 && c.StartTimeout <= 0:
 		return bad("-start-timeout=%s: must be positive", c.StartTimeout)
+	case c.Via != ViaAll && c.Via != ViaLeader && c.Via != ViaFollowers:
+		return bad("-via=%q: must be %s, %s or %s", c.Via, ViaAll, ViaLeader, ViaFollowers)
 	case c.Queue == "":
 		return bad("-queue must not be empty")
 	case c.Size < minSize:
@@ -233,6 +240,14 @@ func Run(ctx context.Context, cfg Config, logger hclog.Logger) (*Result, error) 
 	} else if len(addrs) == 1 {
 		addrs = discover(ctx, addrs[0], cfg.Token, logger)
 	}
+	cluster := len(addrs)
+	if cfg.Via != ViaAll {
+		picked, err := pickVia(ctx, addrs, cfg.Via, cfg.Token)
+		if err != nil {
+			return nil, err
+		}
+		addrs = picked
+	}
 	r := &runner{cfg: cfg, addrs: addrs, logger: logger, payload: payload(cfg.Size), cpu: cpu}
 	clients, err := r.newClients()
 	if err != nil {
@@ -247,7 +262,8 @@ func Run(ctx context.Context, cfg Config, logger hclog.Logger) (*Result, error) 
 	}
 	if res != nil {
 		res.Mode = cfg.Mode.String()
-		res.Nodes = len(clients)
+		res.Nodes = cluster
+		res.Via = cfg.Via
 		res.Size = cfg.Size
 	}
 	return res, err
@@ -368,4 +384,44 @@ func discover(ctx context.Context, addr, token string, logger hclog.Logger) []st
 		}
 	}
 	return out
+}
+
+// Values of Config.Via.
+const (
+	ViaAll       = "all"
+	ViaLeader    = "leader"
+	ViaFollowers = "followers"
+)
+
+// pickVia keeps the addresses of the leader (via = ViaLeader) or of every
+// other node (ViaFollowers), as the first node that answers sees them.
+func pickVia(ctx context.Context, addrs []string, via, token string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var leader *api.Leader
+	var lastErr error
+	for _, a := range addrs {
+		cl, err := api.NewClient(a, token)
+		if err != nil {
+			return nil, fmt.Errorf("%w: -address %q: %w", ErrInvalidConfig, a, err)
+		}
+		if leader, lastErr = cl.Leader(ctx); lastErr == nil && leader.HTTP != "" {
+			break
+		}
+		leader = nil
+	}
+	if leader == nil {
+		return nil, fmt.Errorf("-via=%s: no node named the leader's HTTP address (last error: %v)", via, lastErr)
+	}
+	host := func(a string) string { return strings.TrimPrefix(strings.TrimPrefix(a, "http://"), "https://") }
+	var out []string
+	for _, a := range addrs {
+		if (host(a) == host(leader.HTTP)) == (via == ViaLeader) {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-via=%s: none of the nodes %v is the %s (leader at %s)", via, addrs, via, leader.HTTP)
+	}
+	return out, nil
 }

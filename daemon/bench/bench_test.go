@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,6 +136,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no mode", steady(func(c *Config) { c.Mode = ModeInvalid }), "-mode"},
 		{"echo slots", steady(func(c *Config) { c.EchoConcurrency = 0 }), "-echo-concurrency=0"},
 		{"empty queue", steady(func(c *Config) { c.Queue = "" }), "-queue"},
+		{"via leader", steady(func(c *Config) { c.Via = ViaLeader }), ""},
+		{"via followers", steady(func(c *Config) { c.Via = ViaFollowers }), ""},
+		{"via typo", steady(func(c *Config) { c.Via = "leaders" }), `-via="leaders"`},
 		{"tiny payload", steady(func(c *Config) { c.Size = 5 }), "-size=5"},
 		{"no workers", steady(func(c *Config) { c.Inflight = 0 }), "-inflight=0"},
 		{"no window", steady(func(c *Config) { c.Duration = 0 }), "-duration=0s"},
@@ -318,5 +324,37 @@ func TestBadFlagsFailWithOneLine(t *testing.T) {
 				t.Fatalf("a rejected run made %s", left[0].Name())
 			}
 		})
+	}
+}
+
+// TestPickVia: -via leader keeps the node the cluster names as leader,
+// -via followers the others, whichever node is asked first.
+func TestPickVia(t *testing.T) {
+	var leaderHTTP string
+	var addrs []string
+	for range 3 {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/v1/status/leader" {
+				http.NotFound(w, r)
+				return
+			}
+			fmt.Fprintf(w, `{"id":"n2","node":"n2","address":"127.0.0.1:1","http":%q}`, leaderHTTP)
+		}))
+		t.Cleanup(srv.Close)
+		addrs = append(addrs, srv.URL)
+	}
+	leaderHTTP = strings.TrimPrefix(addrs[1], "http://")
+	ctx := context.Background()
+	got, err := pickVia(ctx, addrs, ViaLeader, "")
+	if err != nil || len(got) != 1 || got[0] != addrs[1] {
+		t.Fatalf("pickVia(leader) = %v, %v; want [%s]", got, err, addrs[1])
+	}
+	got, err = pickVia(ctx, addrs, ViaFollowers, "")
+	if err != nil || len(got) != 2 || got[0] != addrs[0] || got[1] != addrs[2] {
+		t.Fatalf("pickVia(followers) = %v, %v; want [%s %s]", got, err, addrs[0], addrs[2])
+	}
+	// A single-node cluster has no follower to load: a clear error.
+	if _, err := pickVia(ctx, addrs[1:2], ViaFollowers, ""); err == nil || !strings.Contains(err.Error(), "none of the nodes") {
+		t.Fatalf("pickVia(followers) on the leader alone = %v, want an error saying none is a follower", err)
 	}
 }

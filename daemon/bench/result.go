@@ -12,8 +12,10 @@ import (
 type Result struct {
 	// Mode is "steady" or "burndown".
 	Mode string
-	// Nodes is the number of nodes the load was spread over.
+	// Nodes is the number of nodes of the cluster.
 	Nodes int
+	// Via is which of them took the load: all, leader or followers.
+	Via string
 	// Jobs is the number of jobs that succeeded within the measurement.
 	Jobs int
 	// JobsPerSec is Jobs divided by the measured time.
@@ -63,6 +65,9 @@ func (r *Result) fields() [][2]string {
 		{"e2e_mean_ms", ms(r.E2E.Mean)},
 		{"submit_max_ms", ms(r.Submit.Max)},
 		{"errors", strconv.Itoa(r.Errors)},
+	}
+	if r.Via != "" && r.Via != ViaAll {
+		f = append(f, [2]string{"via", r.Via})
 	}
 	if r.Inflight > 0 {
 		f = append(f, [2]string{"inflight", strconv.Itoa(r.Inflight)})

@@ -56,6 +56,9 @@ Cluster options:
                            through its member list. Default: $CORRAL_ADDR
                            when -local is not given.
   -token=<token>           Sent with each request. Default: $CORRAL_TOKEN.
+  -via=<nodes>             Which nodes take the load: all, leader or
+                           followers (to time the leader's path apart from
+                           a forwarded one). Default: all.
   -echo-concurrency=<n>    Echo plugin slots per local agent. Default: 256.
   -start-timeout=<d>       Time for the local cluster to come up. Default: 60s.
   -keep                    Keep the local agents' directories (data, logs).
@@ -96,6 +99,7 @@ func (c *BenchCommand) Run(args []string) int {
 	fs.DurationVar(&cfg.StartTimeout, "start-timeout", cfg.StartTimeout, "")
 	fs.BoolVar(&cfg.KeepDirs, "keep", false, "")
 	fs.BoolVar(&cfg.TLS, "tls", false, "")
+	fs.StringVar(&cfg.Via, "via", cfg.Via, "")
 	fs.StringVar(&cfg.Queue, "queue", cfg.Queue, "")
 	fs.IntVar(&cfg.Size, "size", cfg.Size, "")
 	fs.IntVar(&cfg.Inflight, "inflight", cfg.Inflight, "")
