@@ -33,6 +33,7 @@ func sampleEntry() Entry {
 			&DeletePeriodic{Name: "nightly"},
 			&FirePeriodic{Name: "nightly", Tick: t0.Add(time.Minute), ID: "01J0C"},
 			&FirePeriodic{Name: "nightly", ID: "01J0D", Manual: true},
+			&SetQueueRate{Name: "mail", Rate: Rate{Count: 100, Per: time.Second, Burst: 20}},
 		},
 	}
 }

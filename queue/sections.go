@@ -19,6 +19,7 @@ type snapshotSection struct {
 
 var snapshotSections = []snapshotSection{
 	{tag: "periodic", capture: capturePeriodics, restore: restorePeriodics},
+	{tag: "rates", capture: captureRates, restore: restoreRates},
 }
 
 // captureSections encodes every non-empty section as `tag body`.
