@@ -133,7 +133,7 @@ func makesWork(c queue.Command, jobs map[string]int) (all bool) {
 		for i := range cmd.Specs {
 			jobs[cmd.Specs[i].Plugin]++
 		}
-	case *queue.Retry, *queue.SetQueue, *queue.ExpireLeases:
+	case *queue.Retry, *queue.SetQueue, *queue.SetQueueRate, *queue.ExpireLeases:
 		return true
 	}
 	return false
