@@ -70,7 +70,7 @@ func (h *API) plan(spec *queue.Spec, now time.Time) api.Plan {
 	out.Ahead, out.AheadSamePlugin = h.store.QueuedAhead(qname, spec.Plugin, spec.Priority)
 	for _, q := range h.store.Queues() {
 		if q.Name == qname {
-			out.Reasons = append(out.Reasons, queueReasons(q, out.AheadSamePlugin, now)...)
+			out.Reasons = append(out.Reasons, queueReasons(q, out.Ahead, now)...)
 		}
 	}
 
@@ -112,7 +112,8 @@ func (h *API) plan(spec *queue.Spec, now time.Time) api.Plan {
 }
 
 // queueReasons says what in the queue holds a new job back at now, given
-// the jobs of its plugin ahead of it.
+// the queued jobs ahead of it (they take the queue's rate-limit tokens
+// first, whatever their plugin).
 func queueReasons(q queue.QueueInfo, ahead int, now time.Time) []string {
 	var out []string
 	if q.Config.Paused {
