@@ -75,9 +75,17 @@ func TestRateLimitedJobsWriteNoRaftEntries(t *testing.T) {
 	n := c.Leader()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	q, err := n.Client.SetQueueRate(ctx, "hourly", api.QueueRate{Rate: "1/h", Burst: 1})
-	if err != nil || q.Rate != "1/h" || q.Burst != 1 {
-		t.Fatalf("set rate: %+v, %v", q, err)
+	// The queue exists once the new leader replicated its queue block.
+	var (
+		q   *api.Queue
+		err error
+	)
+	c.Eventually(10*time.Second, "the rate limit set through the API", func() bool {
+		q, err = n.Client.SetQueueRate(ctx, "hourly", api.QueueRate{Rate: "1/h", Burst: 1})
+		return err == nil
+	})
+	if q.Rate != "1/h" || q.Burst != 1 {
+		t.Fatalf("set rate: %+v", q)
 	}
 	first, err := n.Client.Submit(ctx, api.JobRequest{Queue: "hourly", Plugin: "echo", Payload: []byte(`{}`)})
 	if err != nil {
