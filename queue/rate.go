@@ -148,8 +148,7 @@ func (b *bucket) next(now int64) int64 {
 // take returns the bucket after one token was taken at now. The caller
 // has checked that one is available.
 func (b *bucket) take(now int64) *bucket {
-	nb := &bucket{rate: b.rate, units: b.at(now) - int64(b.rate.Per), last: max(now, b.last)}
-	return nb
+	return &bucket{rate: b.rate, units: b.at(now) - int64(b.rate.Per), last: max(now, b.last)}
 }
 
 func (st *state) setQueueRate(c *SetQueueRate) Result {

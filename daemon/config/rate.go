@@ -20,6 +20,9 @@ func (q Queue) QueueRate(name string) (r queue.Rate, ok bool, err error) {
 		return queue.Rate{}, false, fmt.Errorf("queue.%s.rate = %q: want N/s, N/m or N/h with N in 1-%d, such as \"100/s\" (or \"0\" for no limit)", name, q.Rate, queue.MaxRateCount)
 	}
 	if r.IsZero() {
+		if q.Burst != 0 {
+			return queue.Rate{}, false, fmt.Errorf("queue.%s.burst = %d: rate = %q sets no limit; drop burst or set a rate such as \"100/s\"", name, q.Burst, q.Rate)
+		}
 		return r, true, nil
 	}
 	r.Burst = int64(q.Burst)

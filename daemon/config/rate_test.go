@@ -49,10 +49,11 @@ func TestValidateQueueRateNamesTheKey(t *testing.T) {
 		q    Queue
 		want string
 	}{
-		"unit":        {Queue{Rate: "100/d"}, `queue.q.rate = "100/d": want N/s, N/m or N/h`},
-		"number":      {Queue{Rate: "fast"}, `queue.q.rate = "fast": want N/s, N/m or N/h`},
-		"burst":       {Queue{Rate: "1/s", Burst: -1}, "queue.q.burst = -1: must be 1-1000000"},
-		"burst alone": {Queue{Burst: 5}, "queue.q.burst = 5: set rate as well"},
+		"unit":            {Queue{Rate: "100/d"}, `queue.q.rate = "100/d": want N/s, N/m or N/h`},
+		"number":          {Queue{Rate: "fast"}, `queue.q.rate = "fast": want N/s, N/m or N/h`},
+		"burst":           {Queue{Rate: "1/s", Burst: -1}, "queue.q.burst = -1: must be 1-1000000"},
+		"burst alone":     {Queue{Burst: 5}, "queue.q.burst = 5: set rate as well"},
+		"burst, no limit": {Queue{Rate: "0", Burst: 5}, `queue.q.burst = 5: rate = "0" sets no limit`},
 	}
 	for name, tc := range cases {
 		c := Default()
