@@ -142,7 +142,7 @@ func (a *Agent) Start() (err error) {
 	}
 	a.startIndex = a.node.Raft.LastIndex()
 	a.server = server.New(server.Config{
-		NodeID: a.nodeID, LeaseTTL: a.cfg.Limits.LeaseTTL, Queues: queueConfigs(a.cfg), Periodics: periodicConfigs(a.cfg),
+		NodeID: a.nodeID, LeaseTTL: a.cfg.Limits.LeaseTTL, Queues: queueConfigs(a.cfg), Periodics: periodicConfigs(a.cfg), Rates: queueRates(a.cfg),
 		MaxResultBytes: a.cfg.Limits.MaxResultBytes, Logger: a.logger.Named("server"),
 	}, a.node.Raft, a.node.LeaderCh(), a.store)
 	a.server.SetForwarder(forwarder{pool: a.pool})
@@ -321,6 +321,18 @@ func queueConfigs(cfg *config.Config) map[string]queue.QueueConfig {
 	out := make(map[string]queue.QueueConfig, len(cfg.Queues))
 	for name, q := range cfg.Queues {
 		out[name] = queue.QueueConfig{MaxAttempts: q.MaxAttempts, Concurrency: q.Concurrency, Retention: q.Retention}
+	}
+	return out
+}
+
+// queueRates translates the rate limits of the config's queue blocks
+// (validated before).
+func queueRates(cfg *config.Config) map[string]queue.Rate {
+	out := map[string]queue.Rate{}
+	for name, q := range cfg.Queues {
+		if r, ok, err := q.QueueRate(name); ok && err == nil {
+			out[name] = r
+		}
 	}
 	return out
 }

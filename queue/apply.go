@@ -75,6 +75,10 @@ func (st *state) apply(c Command) Result {
 		if c != nil {
 			return st.submitDAG(c)
 		}
+	case *SetQueueRate:
+		if c != nil {
+			return st.setQueueRate(c)
+		}
 	case *SetPeriodic:
 		if c != nil {
 			return st.setPeriodic(c)

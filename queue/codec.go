@@ -112,6 +112,9 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 	if c, ok := c.(*SubmitDAG); ok && c != nil {
 		return appendSubmitDAG(b, c), nil
 	}
+	if out, ok := appendRateCommand(b, c); ok {
+		return out, nil
+	}
 	switch c := c.(type) {
 	case *Submit:
 		if c == nil {
@@ -212,6 +215,9 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 func (d *decoder) command() Command {
 	k := Kind(d.byte())
 	if c := d.periodicCommand(k); c != nil {
+		return c
+	}
+	if c := d.rateCommand(k); c != nil {
 		return c
 	}
 	if c, ok := d.aclCommand(k); ok {

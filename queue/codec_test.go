@@ -37,6 +37,7 @@ func sampleEntry() Entry {
 				{Plugin: "echo", UniqueKey: "u2"},
 				{Queue: "mail", Plugin: "exec", Priority: 1, DependsOn: []string{"01J0E", "01J0A"}},
 			}},
+			&SetQueueRate{Name: "mail", Rate: Rate{Count: 100, Per: time.Second, Burst: 20}},
 		},
 	}
 }

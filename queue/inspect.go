@@ -29,7 +29,7 @@ func InspectSnapshot(r io.Reader) (SnapshotSummary, error) {
 		for s := StateScheduled; s <= StateBlocked; s++ {
 			counts[s] = q.counts[s]
 		}
-		out.Queues = append(out.Queues, QueueInfo{Name: q.name, Config: q.cfg, Counts: counts})
+		out.Queues = append(out.Queues, QueueInfo{Name: q.name, Config: q.cfg, Rate: q.rateLimit(), Counts: counts})
 	}
 	sort.Slice(out.Queues, func(i, j int) bool { return out.Queues[i].Name < out.Queues[j].Name })
 	return out, nil

@@ -37,7 +37,8 @@ func (st *state) claim(c *Claim) Result {
 	node := st.intern(c.Node)
 	var leases []Lease
 	for _, p := range plugins {
-		for _, j := range st.pick(p, c.Slots[p], c.Tags) {
+		for _, j := range st.pick(p, c.Slots[p], c.Tags, st.now) {
+			st.chargeRate(j)
 			nj := st.start(j, node, ttl)
 			leases = append(leases, Lease{Job: nj, Token: nj.Token})
 		}
@@ -46,8 +47,9 @@ func (st *state) claim(c *Claim) Result {
 }
 
 // pick returns the best n claimable jobs of plugin p in (priority, Seq)
-// order across all queues that are not paused and have spare concurrency.
-func (st *state) pick(p string, n int, tags map[string]string) []*Job {
+// order across all queues that are not paused and have spare concurrency
+// and, at the unix time now, rate-limit tokens.
+func (st *state) pick(p string, n int, tags map[string]string, now int64) []*Job {
 	var cands []readyItem
 	queues := 0
 	for _, q := range st.queues {
@@ -59,6 +61,7 @@ func (st *state) pick(p string, n int, tags map[string]string) []*Job {
 		if q.cfg.Concurrency > 0 {
 			spare = min(spare, q.cfg.Concurrency-q.counts[StateRunning])
 		}
+		spare = q.rateSpare(spare, now)
 		if spare <= 0 {
 			continue
 		}

@@ -132,6 +132,10 @@ func (g *gen) command() Command {
 	case k < 17:
 		return &Retry{ID: g.knownID()}
 	case k < 18:
+		if g.r.IntN(3) == 0 {
+			rates := []Rate{{}, {Count: 5, Per: time.Second, Burst: 1}, {Count: 3, Per: time.Second, Burst: 4}, {Count: 100, Per: time.Minute, Burst: 7}}
+			return &SetQueueRate{Name: g.pick(genQueues[1:]), Rate: rates[g.r.IntN(len(rates))]}
+		}
 		return &SetQueue{Name: g.pick(genQueues[1:]), Fields: QueueField(g.r.IntN(32)), Config: QueueConfig{
 			Paused: g.r.IntN(5) == 0, Concurrency: []int{0, 0, 0, 2, 5}[g.r.IntN(5)], MaxAttempts: g.r.IntN(5),
 			Retention: time.Duration(g.r.IntN(3)) * time.Hour, BackoffBase: time.Duration(g.r.IntN(20)) * time.Second,

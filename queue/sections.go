@@ -20,6 +20,7 @@ type snapshotSection struct {
 var snapshotSections = []snapshotSection{
 	{tag: "periodic", capture: capturePeriodics, restore: restorePeriodics},
 	{tag: "deps", capture: captureDeps, restore: restoreDeps},
+	{tag: "rates", capture: captureRates, restore: restoreRates},
 }
 
 // captureSections encodes every non-empty section as `tag body`.

@@ -54,6 +54,9 @@ type queueState struct {
 	// FinishedAt + the queue's retention, so a retention change needs no
 	// re-indexing.
 	done *btree.BTreeG[timeItem]
+	// rate is the queue's token bucket; nil without a rate limit
+	// (rate.go).
+	rate *bucket
 }
 
 func newQueueState(name string) *queueState {

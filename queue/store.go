@@ -30,6 +30,8 @@ type Filter struct {
 type QueueInfo struct {
 	Name   string
 	Config QueueConfig
+	// Rate is the queue's rate limit and bucket; nil without one.
+	Rate *RateLimit
 	// Counts holds the number of jobs per state (every state is present).
 	Counts map[State]int
 }
@@ -186,7 +188,7 @@ func (s *Store) Queues() []QueueInfo {
 		for st := StateScheduled; st <= StateBlocked; st++ {
 			counts[st] = q.counts[st]
 		}
-		out = append(out, QueueInfo{Name: q.name, Config: q.cfg, Counts: counts})
+		out = append(out, QueueInfo{Name: q.name, Config: q.cfg, Rate: q.rateLimit(), Counts: counts})
 	}
 	slices.SortFunc(out, func(a, b QueueInfo) int { return cmp.Compare(a.Name, b.Name) })
 	return out
@@ -227,19 +229,27 @@ func (s *Store) QueuedByPlugin() map[string]int {
 }
 
 // Claimable reports whether a Claim for these slots from a node with these
-// tags would lease at least one job now. It is a read-only dry run of the
-// claim rules (paused queues, concurrency caps, constraints), so the leader
+// tags would lease at least one job in an entry stamped with the time of
+// the last one. It is a read-only dry run of the claim rules (paused
+// queues, concurrency caps, rate limits, constraints), so the leader
 // writes no claim entry that cannot grant anything: jobs nobody can run
 // cost no raft entries.
 func (s *Store) Claimable(tags map[string]string, slots map[string]int) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for p, n := range slots {
-		if n > 0 && len(s.st.pick(p, 1, tags)) > 0 {
-			return true
-		}
-	}
-	return false
+	ok, _ := s.st.claimable(tags, slots, s.st.now)
+	return ok
+}
+
+// ClaimableAt is Claimable for an entry stamped now (the leader's clock).
+// When nothing is claimable, wake is the earliest time at which a rate
+// limit that holds back a job these slots could otherwise take gets a
+// token (zero when none does): the leader claims again then.
+func (s *Store) ClaimableAt(now time.Time, tags map[string]string, slots map[string]int) (ok bool, wake time.Time) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ok, next := s.st.claimable(tags, slots, nanos(now))
+	return ok, fromNanos(next)
 }
 
 // Index returns the raft index of the last applied entry.

@@ -46,6 +46,8 @@ type node struct {
 	serfPort int
 	// extra is appended to the node's config file.
 	extra string
+	// tags are more lines of the node's tags block (`zone = "a"`).
+	tags string
 	// join is the node's retry_join list (Serf addresses).
 	join []string
 	// expect is the node's bootstrap_expect.
@@ -132,7 +134,7 @@ func (nd *node) writeConfig() string {
 	if o.encrypt != "" {
 		fmt.Fprintf(&b, "serf {\n  encrypt = %q\n}\n", o.encrypt)
 	}
-	fmt.Fprintf(&b, "tags {\n  name = %q\n}\n", nd.name)
+	fmt.Fprintf(&b, "tags {\n  name = %q\n%s}\n", nd.name, nd.tags)
 	if o.echoConcurrency > 0 {
 		fmt.Fprintf(&b, "plugin \"echo\" {\n  concurrency = %d\n}\n", o.echoConcurrency)
 	}

@@ -149,6 +149,26 @@ func (c *Client) ResumeQueue(ctx context.Context, name string) error {
 	return err
 }
 
+// SetQueueRate sets a queue's rate limit (PUT /v1/queues/{name}/rate);
+// rate "0" removes it.
+func (c *Client) SetQueueRate(ctx context.Context, name string, rate QueueRate) (*Queue, error) {
+	var out Queue
+	if _, err := c.call(ctx, request{method: http.MethodPut, path: "/v1/queues/" + url.PathEscape(name) + "/rate", body: rate}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// PlanJob asks what would happen to a job submitted now (POST
+// /v1/jobs/plan), without submitting it.
+func (c *Client) PlanJob(ctx context.Context, job JobRequest) (*Plan, error) {
+	var out Plan
+	if _, err := c.call(ctx, request{method: http.MethodPost, path: "/v1/jobs/plan", body: job}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Members lists the Serf members as this agent sees them.
 func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	var out []Member

@@ -129,6 +129,54 @@ type Queue struct {
 	MaxAttempts int            `json:"max_attempts"`
 	Retention   Duration       `json:"retention"`
 	Counts      map[string]int `json:"counts"`
+	// Rate is the queue's rate limit ("100/s"; absent without one),
+	// Burst its bucket size, Tokens the tokens in the bucket now and
+	// NextToken when the next whole token comes (absent while one is
+	// available).
+	Rate      string    `json:"rate,omitempty"`
+	Burst     int64     `json:"burst,omitempty"`
+	Tokens    *float64  `json:"tokens,omitempty"`
+	NextToken time.Time `json:"next_token,omitzero"`
+}
+
+// QueueRate is the body of PUT /v1/queues/{name}/rate: Rate "N/s", "N/m"
+// or "N/h" ("0" or "" removes the limit) and Burst (default 1).
+type QueueRate struct {
+	Rate  string `json:"rate"`
+	Burst int64  `json:"burst,omitempty"`
+}
+
+// Plan answers POST /v1/jobs/plan: what would happen to the job if it
+// were submitted now. Nothing is written.
+type Plan struct {
+	Queue  string `json:"queue"`
+	Plugin string `json:"plugin"`
+	// RunnableNow is true when some node could take the job now and
+	// nothing in its queue holds it back (jobs ahead aside).
+	RunnableNow bool `json:"runnable_now"`
+	// RunAt is when a delayed job would become queued.
+	RunAt time.Time `json:"run_at,omitzero"`
+	// Nodes lists every alive node: could it run the job, and if not why.
+	Nodes []PlanNode `json:"nodes"`
+	// Reasons say what holds the job back apart from the nodes: its delay,
+	// and in its queue a pause, the concurrency cap or the rate limit;
+	// one line each.
+	Reasons []string `json:"reasons,omitempty"`
+	// Ahead is the number of queued jobs of the queue that go first (the
+	// same or a higher priority); AheadSamePlugin those of the plugin.
+	Ahead           int `json:"ahead"`
+	AheadSamePlugin int `json:"ahead_same_plugin"`
+	// Warnings: no node has the plugin, no node matches.
+	Warnings []string `json:"warnings,omitempty"`
+	Index    uint64   `json:"index"`
+}
+
+// PlanNode is one node in a Plan.
+type PlanNode struct {
+	Node     string `json:"node"`
+	Eligible bool   `json:"eligible"`
+	// Reason says why an ineligible node cannot run the job.
+	Reason string `json:"reason,omitempty"`
 }
 
 // QueueList answers GET /v1/queues.

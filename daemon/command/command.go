@@ -61,6 +61,7 @@ func commands(m Meta) map[string]cli.CommandFactory {
 
 		"job":        cmd(&groupCommand{synopsis: "Submit, inspect and control jobs", help: jobHelp}),
 		"job submit": cmd(&JobSubmitCommand{Meta: m}),
+		"job plan":   cmd(&JobPlanCommand{Meta: m}),
 		"job status": cmd(&JobStatusCommand{Meta: m}),
 		"job list":   cmd(&JobListCommand{Meta: m}),
 		"job wait":   cmd(&JobWaitCommand{Meta: m}),
@@ -68,10 +69,11 @@ func commands(m Meta) map[string]cli.CommandFactory {
 		"job cancel": cmd(&JobCancelCommand{Meta: m}),
 		"job retry":  cmd(&JobRetryCommand{Meta: m}),
 
-		"queue":        cmd(&groupCommand{synopsis: "List, pause and resume queues", help: queueHelp}),
+		"queue":        cmd(&groupCommand{synopsis: "List, pause, resume and rate-limit queues", help: queueHelp}),
 		"queue list":   cmd(&QueueListCommand{Meta: m}),
 		"queue pause":  cmd(&QueuePauseCommand{Meta: m, pause: true}),
 		"queue resume": cmd(&QueuePauseCommand{Meta: m}),
+		"queue set":    cmd(&QueueSetCommand{Meta: m}),
 
 		"periodic":         cmd(&groupCommand{synopsis: "Jobs on a cron schedule", help: periodicHelp}),
 		"periodic list":    cmd(&PeriodicListCommand{Meta: m}),
@@ -141,7 +143,7 @@ Usage: corral job <subcommand> [options] [args]
 const queueHelp = `
 Usage: corral queue <subcommand> [options] [args]
 
-  List queues, and pause or resume dispatching from one.
+  List queues, pause or resume dispatching from one, or set its rate limit.
 `
 
 const operatorHelp = `

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,7 +35,14 @@ Usage: corral job submit [options] PLUGIN [PAYLOAD | @FILE | -]
   outcome: 0 succeeded, 2 failed, 3 cancelled, 4 -wait-timeout reached.
 
 Job options:
+` + jobFlagsHelp + `
+  -wait                  Follow the job until it ends.
+  -wait-timeout=<dur>    Give up waiting after this long (exit 4). Default: none.
+` + clientFlagsHelp)
+}
 
+// jobFlagsHelp documents the flags of jobFlags.
+const jobFlagsHelp = `
   -queue=<name>          Queue to put the job in. Default: "default".
   -priority=<n>          Higher runs first; FIFO within a priority. Default: 0.
   -delay=<duration>      Run no earlier than this long from now ("10m").
@@ -48,70 +56,102 @@ Job options:
   -constraint=<k=v>      A node tag the executing node must have; repeatable.
   -depends-on=<id,...>   Parent job IDs: the job stays blocked until each
                          of them succeeded, and is cancelled if one fails
-                         or is cancelled. Repeatable.
-  -wait                  Follow the job until it ends.
-  -wait-timeout=<dur>    Give up waiting after this long (exit 4). Default: none.
-` + clientFlagsHelp)
+                         or is cancelled. Repeatable.`
+
+// jobFlags are the flags that describe a job, shared by job submit and
+// job plan.
+type jobFlags struct {
+	req            api.JobRequest
+	delay, timeout time.Duration
+	uniqueFor      time.Duration
+	at             string
+	constraints    kvFlag
+	dependsOn      idsFlag
 }
+
+// register adds the flags to fs.
+func (f *jobFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.req.Queue, "queue", "", "")
+	fs.IntVar(&f.req.Priority, "priority", 0, "")
+	fs.DurationVar(&f.delay, "delay", 0, "")
+	fs.StringVar(&f.at, "at", "", "")
+	fs.IntVar(&f.req.MaxAttempts, "max-attempts", 0, "")
+	fs.DurationVar(&f.timeout, "timeout", 0, "")
+	fs.StringVar(&f.req.UniqueKey, "unique", "", "")
+	fs.DurationVar(&f.uniqueFor, "unique-for", 0, "")
+	fs.Var(&f.constraints, "constraint", "")
+	fs.Var(&f.dependsOn, "depends-on", "")
+}
+
+// request builds the job from the parsed flags and the positional
+// arguments PLUGIN [PAYLOAD]. A usage problem is returned as a usageErr.
+func (f *jobFlags) request(m *Meta, pos []string) (api.JobRequest, error) {
+	req := f.req
+	if len(pos) < 1 || len(pos) > 2 {
+		return req, usageErr(fmt.Sprintf("expected PLUGIN and an optional PAYLOAD, got %d arguments", len(pos)))
+	}
+	if f.delay != 0 && f.at != "" {
+		return req, usageErr("-delay and -at both set a start time; use one")
+	}
+	if f.delay < 0 || f.timeout < 0 || f.uniqueFor < 0 {
+		return req, usageErr("durations must not be negative")
+	}
+	if f.at != "" {
+		t, err := time.Parse(time.RFC3339, f.at)
+		if err != nil {
+			return req, usageErr(fmt.Sprintf("-at=%q: want an RFC 3339 time such as 2030-01-02T15:04:05Z", f.at))
+		}
+		req.RunAt = &t
+	}
+	req.Plugin = pos[0]
+	req.Delay = api.Duration(f.delay)
+	req.Timeout = api.Duration(f.timeout)
+	req.UniqueFor = api.Duration(f.uniqueFor)
+	if len(f.constraints) > 0 {
+		req.Constraints = f.constraints
+	}
+	req.DependsOn = f.dependsOn
+	if len(pos) == 2 {
+		payload, err := readPayload(m, pos[1])
+		if err != nil {
+			return req, err
+		}
+		req.Payload = payload
+	}
+	return req, nil
+}
+
+// usageErr is a problem with the command line (reported with the help
+// pointer), as opposed to one with what it names.
+type usageErr string
+
+func (e usageErr) Error() string { return string(e) }
 
 // Run implements cli.Command.
 func (c *JobSubmitCommand) Run(args []string) int {
 	var (
-		req                  api.JobRequest
-		delay, timeout       time.Duration
-		uniqueFor, waitLimit time.Duration
-		at                   string
-		constraints          kvFlag
-		dependsOn            idsFlag
-		wait                 bool
+		jf        jobFlags
+		waitLimit time.Duration
+		wait      bool
 	)
 	fs := c.flagSet("job submit", true, c.Help)
-	fs.StringVar(&req.Queue, "queue", "", "")
-	fs.IntVar(&req.Priority, "priority", 0, "")
-	fs.DurationVar(&delay, "delay", 0, "")
-	fs.StringVar(&at, "at", "", "")
-	fs.IntVar(&req.MaxAttempts, "max-attempts", 0, "")
-	fs.DurationVar(&timeout, "timeout", 0, "")
-	fs.StringVar(&req.UniqueKey, "unique", "", "")
-	fs.DurationVar(&uniqueFor, "unique-for", 0, "")
-	fs.Var(&constraints, "constraint", "")
-	fs.Var(&dependsOn, "depends-on", "")
+	jf.register(fs)
 	fs.BoolVar(&wait, "wait", false, "")
 	fs.DurationVar(&waitLimit, "wait-timeout", 0, "")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return ExitError
 	}
-	if len(pos) < 1 || len(pos) > 2 {
-		return c.usageError(c.Help(), "expected PLUGIN and an optional PAYLOAD, got %d arguments", len(pos))
-	}
-	if delay != 0 && at != "" {
-		return c.usageError(c.Help(), "-delay and -at both set a start time; use one")
-	}
-	if delay < 0 || timeout < 0 || uniqueFor < 0 || waitLimit < 0 {
+	if waitLimit < 0 {
 		return c.usageError(c.Help(), "durations must not be negative")
 	}
-	if at != "" {
-		t, err := time.Parse(time.RFC3339, at)
-		if err != nil {
-			return c.usageError(c.Help(), "-at=%q: want an RFC 3339 time such as 2030-01-02T15:04:05Z", at)
-		}
-		req.RunAt = &t
-	}
-	req.Plugin = pos[0]
-	req.Delay = api.Duration(delay)
-	req.Timeout = api.Duration(timeout)
-	req.UniqueFor = api.Duration(uniqueFor)
-	if len(constraints) > 0 {
-		req.Constraints = constraints
-	}
-	req.DependsOn = dependsOn
-	if len(pos) == 2 {
-		payload, err := c.readPayload(pos[1])
-		if err != nil {
-			return c.fail(err)
-		}
-		req.Payload = payload
+	req, err := jf.request(&c.Meta, pos)
+	var ue usageErr
+	switch {
+	case errors.As(err, &ue):
+		return c.usageError(c.Help(), "%s", ue)
+	case err != nil:
+		return c.fail(err)
 	}
 
 	client, err := c.client()
@@ -156,11 +196,6 @@ func (c *JobSubmitCommand) submitWait(limit time.Duration) time.Duration {
 		wait = min(wait, limit)
 	}
 	return wait
-}
-
-// readPayload resolves PAYLOAD, @FILE or - to JSON bytes.
-func (c *JobSubmitCommand) readPayload(arg string) (json.RawMessage, error) {
-	return readPayload(&c.Meta, arg)
 }
 
 // readPayload resolves PAYLOAD, @FILE or - to JSON bytes (see payloadJSON).

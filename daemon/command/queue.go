@@ -45,7 +45,7 @@ func (c *QueueListCommand) Run(args []string) int {
 				fmt.Fprintln(w, "No queues")
 				return
 			}
-			header := []string{"Name", "Paused", "Concurrency", "Max Attempts", "Retention"}
+			header := []string{"Name", "Paused", "Concurrency", "Rate", "Max Attempts", "Retention"}
 			for _, s := range countStates {
 				header = append(header, strings.ToUpper(s[:1])+s[1:])
 			}
@@ -55,7 +55,14 @@ func (c *QueueListCommand) Run(args []string) int {
 				if q.Concurrency > 0 {
 					conc = strconv.Itoa(q.Concurrency)
 				}
-				row := []string{q.Name, strconv.FormatBool(q.Paused), conc, strconv.Itoa(q.MaxAttempts), time.Duration(q.Retention).String()}
+				rate := "unlimited"
+				if q.Rate != "" {
+					rate = fmt.Sprintf("%s burst %d", q.Rate, q.Burst)
+					if q.Tokens != nil {
+						rate += fmt.Sprintf(" (%.1f tokens)", *q.Tokens)
+					}
+				}
+				row := []string{q.Name, strconv.FormatBool(q.Paused), conc, rate, strconv.Itoa(q.MaxAttempts), time.Duration(q.Retention).String()}
 				for _, s := range countStates {
 					row = append(row, strconv.Itoa(q.Counts[s]))
 				}
@@ -125,5 +132,57 @@ func (c *QueuePauseCommand) Run(args []string) int {
 			Paused bool   `json:"paused"`
 		}{name, c.pause}
 		return c.output(out, func(w io.Writer) { fmt.Fprintf(w, "Queue %s %sd\n", name, c.verb()) })
+	})
+}
+
+// QueueSetCommand is `corral queue set`.
+type QueueSetCommand struct {
+	Meta
+}
+
+// Synopsis implements cli.Command.
+func (c *QueueSetCommand) Synopsis() string { return "Change a queue's settings (rate limit)" }
+
+// Help implements cli.Command.
+func (c *QueueSetCommand) Help() string {
+	return strings.TrimSpace(`
+Usage: corral queue set [options] QUEUE
+
+  Change a queue's settings at run time. A queue block in the agents'
+  configuration that sets the same setting wins again when a new leader
+  takes over.
+
+Queue options:
+
+  -rate=<N/unit>   Hand out at most N jobs per second, minute or hour
+                   cluster-wide: 100/s, 30/m, 5/h. 0 removes the limit.
+  -burst=<n>       How many jobs may go at once under -rate. Default: 1.
+` + clientFlagsHelp)
+}
+
+// Run implements cli.Command.
+func (c *QueueSetCommand) Run(args []string) int {
+	var (
+		rate  string
+		burst int64
+	)
+	fs := c.flagSet("queue set", true, c.Help)
+	fs.StringVar(&rate, "rate", "", "")
+	fs.Int64Var(&burst, "burst", 0, "")
+	return c.runClient(fs, c.Help(), args, []string{"QUEUE"}, func(ctx context.Context, client *api.Client, pos []string) int {
+		if rate == "" {
+			return c.usageError(c.Help(), "nothing to set: give -rate (such as -rate 100/s -burst 20, or -rate 0 to remove the limit)")
+		}
+		q, err := client.SetQueueRate(ctx, pos[0], api.QueueRate{Rate: rate, Burst: burst})
+		if err != nil {
+			return c.fail(err)
+		}
+		return c.output(q, func(w io.Writer) {
+			if q.Rate == "" {
+				fmt.Fprintf(w, "Queue %s has no rate limit\n", q.Name)
+				return
+			}
+			fmt.Fprintf(w, "Queue %s rate limited to %s, burst %d\n", q.Name, q.Rate, q.Burst)
+		})
 	})
 }

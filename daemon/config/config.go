@@ -161,6 +161,11 @@ type Queue struct {
 	MaxAttempts int           // default 25
 	Concurrency int           // default 0 = unlimited
 	Retention   time.Duration // default 24h
+	// Rate limits claims of the queue's jobs cluster-wide: "N/s", "N/m"
+	// or "N/h"; default "" = no limit (the API's limit is kept).
+	Rate string
+	// Burst is how many jobs may go at once under Rate; default 1.
+	Burst int
 }
 
 // Limits holds size and time limits. The `limits { max_payload_bytes,

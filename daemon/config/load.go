@@ -270,6 +270,8 @@ func decodeQueue(b *hcl.Block, c *Config) hcl.Diagnostics {
 		"max_attempts": intAttr(&q.MaxAttempts),
 		"concurrency":  intAttr(&q.Concurrency),
 		"retention":    durationAttr(&q.Retention),
+		"rate":         stringAttr(&q.Rate),
+		"burst":        intAttr(&q.Burst),
 	}, nil)
 	if c.Queues == nil {
 		c.Queues = map[string]Queue{}

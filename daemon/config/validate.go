@@ -164,6 +164,9 @@ func (c *Config) Validate() error {
 			v.addf("queue.%s.concurrency = %d: must be 0 (unlimited) or more", name, q.Concurrency)
 		}
 		v.positive("queue."+name+".retention", q.Retention)
+		if _, _, err := q.QueueRate(name); err != nil {
+			v.addf("%s", err)
+		}
 	}
 
 	v.validatePeriodics(c)

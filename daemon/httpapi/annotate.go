@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/corral-dev/corral/daemon/api"
 	"github.com/corral-dev/corral/queue"
@@ -34,6 +35,9 @@ func (h *API) waitingReason(j *queue.Job) string {
 		}
 		if c := q.Config.Concurrency; c > 0 && q.Counts[queue.StateRunning] >= c {
 			return fmt.Sprintf("queue %q is at its concurrency limit of %d", j.Queue, c)
+		}
+		if why := rateLimited(q, time.Now()); why != "" {
+			return why
 		}
 	}
 	withPlugin := 0

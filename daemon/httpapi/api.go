@@ -27,6 +27,7 @@ type Store interface {
 	Periodic(name string) (queue.PeriodicInfo, bool)
 	Index() uint64
 	Watch() (uint64, <-chan struct{})
+	Ahead
 }
 
 // Writer changes and reads the queue through the leader.

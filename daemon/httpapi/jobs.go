@@ -378,6 +378,7 @@ func (h *API) handleQueues(w http.ResponseWriter, r *http.Request) {
 	}
 	index := h.store.Index()
 	qs := h.store.Queues()
+	now := time.Now()
 	out := api.QueueList{Queues: make([]api.Queue, 0, len(qs)), Index: index}
 	for _, q := range qs {
 		if !authz.QueueRead(q.Name) {
@@ -400,6 +401,7 @@ func (h *API) handleQueues(w http.ResponseWriter, r *http.Request) {
 		for st, n := range q.Counts {
 			aq.Counts[st.String()] = n
 		}
+		addRate(&aq, q.Rate, now)
 		out.Queues = append(out.Queues, aq)
 	}
 	writeJSON(w, http.StatusOK, out, index)

@@ -60,7 +60,7 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, queue.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, queue.ErrBadSpec), errors.Is(err, queue.ErrBadState), errors.Is(err, queue.ErrBadQueue):
+	case errors.Is(err, queue.ErrBadSpec), errors.Is(err, queue.ErrBadState), errors.Is(err, queue.ErrBadQueue), errors.Is(err, queue.ErrBadRate):
 		return http.StatusBadRequest
 	case errors.Is(err, queue.ErrTerminal), errors.Is(err, queue.ErrNotRetryable), errors.Is(err, queue.ErrStaleToken):
 		return http.StatusConflict

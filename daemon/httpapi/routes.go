@@ -23,6 +23,8 @@ func (h *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/queues", h.replayed(h.handleQueues))
 	mux.HandleFunc("POST /v1/queues/{name}/pause", h.need(permOperatorWrite, h.handlePause(true)))
 	mux.HandleFunc("POST /v1/queues/{name}/resume", h.need(permOperatorWrite, h.handlePause(false)))
+	mux.HandleFunc("PUT /v1/queues/{name}/rate", h.need(permOperatorWrite, h.handleQueueRate))
+	mux.HandleFunc("POST /v1/jobs/plan", h.replayed(h.handlePlan))
 	mux.HandleFunc("GET /v1/periodic", h.need(permOperatorRead, h.replayed(h.handleListPeriodic)))
 	mux.HandleFunc("PUT /v1/periodic/{name}", h.need(permOperatorWrite, h.handleApplyPeriodic))
 	mux.HandleFunc("DELETE /v1/periodic/{name}", h.need(permOperatorWrite, h.handleDeletePeriodic))

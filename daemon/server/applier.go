@@ -139,7 +139,7 @@ func makesWork(c queue.Command, jobs map[string]int) (all bool) {
 				jobs[cmd.Specs[i].Plugin]++
 			}
 		}
-	case *queue.Retry, *queue.SetQueue, *queue.ExpireLeases:
+	case *queue.Retry, *queue.SetQueue, *queue.SetQueueRate, *queue.ExpireLeases:
 		return true
 	}
 	return false

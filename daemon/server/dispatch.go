@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/corral-dev/corral/daemon/rpc"
 	"github.com/corral-dev/corral/queue"
@@ -302,10 +303,16 @@ func (ss *session) claim(ctx context.Context) {
 	for ctx.Err() == nil {
 		_, changed := s.store.Watch()
 		ss.pushAborts(ctx)
-		var parked *applyReq
+		var (
+			parked *applyReq
+			timer  *time.Timer
+		)
 		if free := ss.credits.available(); len(free) > 0 {
 			c := &queue.Claim{Node: ss.node, Tags: ss.tags, Slots: free, LeaseTTL: s.cfg.LeaseTTL}
-			if s.store.Claimable(ss.tags, free) {
+			// The claim's entry is stamped later than now, so a job
+			// claimable now (rate-limit tokens included) still is then.
+			ok, next := s.store.ClaimableAt(time.Now(), ss.tags, free)
+			if ok {
 				// Leases are answered even if the stream is gone: they
 				// expire and the jobs are retried.
 				res, _, err := s.applier.Apply(context.WithoutCancel(ctx), c)
@@ -319,14 +326,23 @@ func (ss *session) claim(ctx context.Context) {
 			}
 			parked = &applyReq{cmd: c, done: make(chan applyDone, 1)}
 			s.applier.parked.park(parked)
+			if !next.IsZero() {
+				// A rate limit holds back a job for these slots: claim
+				// again when its bucket has a token (no entry until then).
+				timer = time.NewTimer(time.Until(next))
+			}
 		}
 		select {
 		case d := <-parkedDone(parked):
 			parked = nil
 			ss.grant(ctx, d.result.Leases)
+		case <-timerC(timer):
 		case <-changed:
 		case <-ss.credits.changed:
 		case <-ctx.Done():
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 		if parked != nil && !s.applier.parked.unpark(parked) {
 			// The applier already put the claim in an entry: its leases
@@ -335,6 +351,14 @@ func (ss *session) claim(ctx context.Context) {
 			ss.grant(ctx, d.result.Leases)
 		}
 	}
+}
+
+// timerC returns t's channel, or nil (blocks forever) without a timer.
+func timerC(t *time.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C
 }
 
 // parkedDone returns the result channel of a parked claim, or nil (which

@@ -78,6 +78,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		return
 	}
 	s.syncQueueConfig(ctx)
+	s.syncQueueRates(ctx)
 	s.syncPeriodics(ctx)
 	s.mu.Lock()
 	s.term = ctx

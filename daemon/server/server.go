@@ -66,6 +66,10 @@ type Config struct {
 	// Periodics are the periodic jobs of this node's config; a new leader
 	// replicates them where the FSM differs.
 	Periodics []queue.Periodic
+	// Rates are the rate limits the queue blocks of this node's config
+	// set; a new leader replicates them where the FSM differs. Queues
+	// without one here keep whatever limit the API gave them.
+	Rates map[string]queue.Rate
 	// MaxResultBytes bounds the result of a reported attempt (0: no
 	// bound). Workers enforce it themselves; the leader checks again so a
 	// misbehaving node cannot put a larger one in the raft log.
