@@ -102,6 +102,9 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 	if out, ok := appendPeriodicCommand(b, c); ok {
 		return out, nil
 	}
+	if out, ok := appendBulkCommand(b, c); ok {
+		return out, nil
+	}
 	switch c := c.(type) {
 	case *Submit:
 		if c == nil {
@@ -202,6 +205,9 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 func (d *decoder) command() Command {
 	k := Kind(d.byte())
 	if c := d.periodicCommand(k); c != nil {
+		return c
+	}
+	if c := d.bulkCommand(k); c != nil {
 		return c
 	}
 	if c, ok := d.aclCommand(k); ok {

@@ -56,8 +56,14 @@ type Result struct {
 	Reports []error
 	// Cancel, Retry: the job after the change.
 	Job *Job
-	// FailNode, ExpireLeases, Purge: how many jobs were affected.
+	// FailNode, ExpireLeases, Purge, BulkRetry, BulkCancel: how many jobs
+	// were affected.
 	Count int
+	// BulkRetry, BulkCancel: whether more matching jobs remain, and the
+	// creation cutoff applied (zero for none), which the next batch passes
+	// on as its filter's CreatedBefore.
+	More   bool
+	Cutoff time.Time
 }
 
 // Submitted is the per-spec result of a Submit.

@@ -125,10 +125,19 @@ func (g *gen) command() Command {
 		}
 		return c
 	case k < 16:
+		if g.r.IntN(5) == 0 {
+			return &BulkCancel{Filter: g.bulkFilter()}
+		}
 		return &Cancel{ID: g.knownID()}
 	case k < 17:
+		if g.r.IntN(5) == 0 {
+			return &BulkRetry{Filter: g.bulkFilter()}
+		}
 		return &Retry{ID: g.knownID()}
 	case k < 18:
+		if g.r.IntN(6) == 0 {
+			return &DeleteQueue{Name: g.pick(genQueues)}
+		}
 		return &SetQueue{Name: g.pick(genQueues[1:]), Fields: QueueField(g.r.IntN(32)), Config: QueueConfig{
 			Paused: g.r.IntN(5) == 0, Concurrency: []int{0, 0, 0, 2, 5}[g.r.IntN(5)], MaxAttempts: g.r.IntN(5),
 			Retention: time.Duration(g.r.IntN(3)) * time.Hour, BackoffBase: time.Duration(g.r.IntN(20)) * time.Second,
@@ -141,6 +150,25 @@ func (g *gen) command() Command {
 	default:
 		return &Purge{Limit: g.r.IntN(20)}
 	}
+}
+
+// bulkFilter makes a filter for a bulk command (sometimes matching
+// nothing, sometimes invalid).
+func (g *gen) bulkFilter() BulkFilter {
+	f := BulkFilter{Limit: g.r.IntN(6)}
+	if g.r.IntN(2) == 0 {
+		f.Queue = g.pick(genQueues)
+	}
+	if g.r.IntN(3) == 0 {
+		f.Plugin = g.pick(genPlugins)
+	}
+	if g.r.IntN(3) == 0 {
+		f.State = State(1 + g.r.IntN(int(StateCancelled)))
+	}
+	if g.r.IntN(3) == 0 {
+		f.OlderThan = time.Duration(g.r.IntN(600)) * time.Second
+	}
+	return f
 }
 
 // learn records the leases granted by an entry's results.
