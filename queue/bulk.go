@@ -51,11 +51,17 @@ type BulkFilter struct {
 	// it (older jobs).
 	CreatedBefore time.Time
 	// OlderThan, when set (and CreatedBefore is not), matches only jobs
-	// created more than OlderThan before the entry's time: the cutoff is
-	// computed once, from the leader's clock, and returned in
-	// Result.Cutoff so that later batches pass it on as CreatedBefore and
-	// every batch uses the same cutoff.
+	// created more than OlderThan before the entry's time (the leader's
+	// clock). Result.Resume carries the cutoff as CreatedBefore, so every
+	// batch of one operation uses the same cutoff.
 	OlderThan time.Duration
+	// Through, when set, matches only jobs whose last change was at or
+	// before this raft index; 0 means the index of the command's own
+	// entry. Result.Resume carries it, so an operation acts only on the
+	// jobs that matched when it began: a retried job that fails again, or
+	// a job submitted meanwhile, is not taken by a later batch, and the
+	// operation ends.
+	Through uint64
 	// Limit is the most jobs one command changes (0 = DefaultBulkLimit);
 	// Result.More says whether matching jobs remain.
 	Limit int
@@ -65,7 +71,8 @@ type BulkFilter struct {
 // Filter, each by the rule of Retry. Jobs are taken queue by queue in name
 // order, within a queue in the order they ended (then by ID).
 // Result.Count is how many were retried, Result.More whether matching jobs
-// remain, Result.Cutoff the creation cutoff applied.
+// remain, and Result.Resume the filter the next batch sends (with the
+// cutoffs of this one fixed).
 type BulkRetry struct {
 	Filter BulkFilter
 }
@@ -146,25 +153,29 @@ func ValidateBulk(k Kind, f *BulkFilter) error {
 	return nil
 }
 
-// bulkCutoff returns the creation cutoff of f at the unix time now (unix
-// nanos; 0 = none).
-func bulkCutoff(f *BulkFilter, now int64) int64 {
-	switch {
-	case !f.CreatedBefore.IsZero():
-		return nanos(f.CreatedBefore)
-	case f.OlderThan > 0:
-		return addNanos(now, -f.OlderThan)
+// resolveBulk returns f with its relative bounds made absolute for an
+// entry at time now and raft index index: OlderThan becomes CreatedBefore,
+// a zero Through becomes index.
+func resolveBulk(f BulkFilter, now int64, index uint64) BulkFilter {
+	if f.CreatedBefore.IsZero() && f.OlderThan > 0 {
+		f.CreatedBefore = fromNanos(addNanos(now, -f.OlderThan))
 	}
-	return 0
+	f.OlderThan = 0
+	if f.Through == 0 {
+		f.Through = index
+	}
+	return f
 }
 
 // bulkMatch returns the IDs of the first limit jobs (all with limit < 0)
-// that a bulk command of kind k would change under f, in the order the
-// command takes them, and whether more match.
-func (st *state) bulkMatch(k Kind, f *BulkFilter, cutoff int64, limit int) (ids []string, more bool) {
+// that a bulk command of kind k would change under the resolved filter f,
+// in the order the command takes them, and whether more match.
+func (st *state) bulkMatch(k Kind, f *BulkFilter, limit int) (ids []string, more bool) {
+	cutoff := nanos(f.CreatedBefore)
 	visit := func(j *Job) bool {
 		if (f.Queue != "" && j.Queue != f.Queue) || (f.Plugin != "" && j.Plugin != f.Plugin) ||
-			(f.State != StateInvalid && j.State != f.State) || (cutoff != 0 && nanos(j.CreatedAt) >= cutoff) {
+			(f.State != StateInvalid && j.State != f.State) || (cutoff != 0 && nanos(j.CreatedAt) >= cutoff) ||
+			j.Index > f.Through {
 			return true
 		}
 		if limit >= 0 && len(ids) >= limit {
@@ -234,12 +245,12 @@ func (st *state) bulk(k Kind, f BulkFilter) Result {
 	if err := ValidateBulk(k, &f); err != nil {
 		return Result{Err: err}
 	}
-	cutoff := bulkCutoff(&f, st.now)
+	f = resolveBulk(f, st.now, st.index)
 	limit := f.Limit
 	if limit == 0 {
 		limit = DefaultBulkLimit
 	}
-	ids, more := st.bulkMatch(k, &f, cutoff, limit)
+	ids, more := st.bulkMatch(k, &f, limit)
 	n := 0
 	for _, id := range ids {
 		var r Result
@@ -252,7 +263,7 @@ func (st *state) bulk(k Kind, f BulkFilter) Result {
 			n++
 		}
 	}
-	return Result{Count: n, More: more, Cutoff: fromNanos(cutoff)}
+	return Result{Count: n, More: more, Resume: &f}
 }
 
 func (st *state) deleteQueue(c *DeleteQueue) Result {
@@ -309,7 +320,8 @@ func (s *Store) CountBulk(k Kind, f BulkFilter, now time.Time) (int, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	ids, _ := s.st.bulkMatch(k, &f, bulkCutoff(&f, nanos(now)), -1)
+	f = resolveBulk(f, nanos(now), s.st.index)
+	ids, _ := s.st.bulkMatch(k, &f, -1)
 	return len(ids), nil
 }
 
@@ -321,12 +333,13 @@ func appendBulkFilter(b []byte, f *BulkFilter) []byte {
 	b = appendString(b, f.Plugin)
 	b = appendTime(b, f.CreatedBefore)
 	b = binary.AppendVarint(b, int64(f.OlderThan))
+	b = binary.AppendUvarint(b, f.Through)
 	return binary.AppendVarint(b, int64(f.Limit))
 }
 
 func (d *decoder) bulkFilter() BulkFilter {
 	return BulkFilter{Queue: d.name(), State: State(d.byte()), Plugin: d.name(),
-		CreatedBefore: d.time(), OlderThan: d.dur(), Limit: d.int()}
+		CreatedBefore: d.time(), OlderThan: d.dur(), Through: d.uvarint(), Limit: d.int()}
 }
 
 // appendBulkCommand encodes the commands of this file; ok is false for

@@ -198,7 +198,7 @@ func TestBulkSameAsSingleCommands(t *testing.T) {
 	for _, k := range []Kind{KindBulkRetry, KindBulkCancel} {
 		bulk, single := build(), build()
 		bulk.s.mu.RLock()
-		ids, _ := bulk.s.st.bulkMatch(k, &BulkFilter{}, 0, -1)
+		ids, _ := bulk.s.st.bulkMatch(k, &BulkFilter{Through: ^uint64(0)}, -1)
 		bulk.s.mu.RUnlock()
 		var c Command = &BulkRetry{}
 		if k == KindBulkCancel {
@@ -287,15 +287,15 @@ func TestBulkCutoffFromEntryTime(t *testing.T) {
 	young := h.submit(Spec{Plugin: "p"})
 	h.advance(10*time.Minute + time.Second)
 	r := h.one(&BulkCancel{Filter: BulkFilter{OlderThan: time.Hour, Limit: 1}})
-	if want := t0.Add(time.Second); r.Err != nil || r.Count != 1 || !r.More || !r.Cutoff.Equal(want) {
-		t.Fatalf("first batch: %+v, want cutoff %s", r, want)
+	if want := t0.Add(time.Second); r.Err != nil || r.Count != 1 || !r.More || !r.Resume.CreatedBefore.Equal(want) || r.Resume.OlderThan != 0 {
+		t.Fatalf("first batch: %+v %+v, want cutoff %s", r, r.Resume, want)
 	}
 	h.advance(time.Hour) // young is now older than an hour too
-	r2 := h.one(&BulkCancel{Filter: BulkFilter{CreatedBefore: r.Cutoff, Limit: 1}})
-	if r2.Count != 1 || r2.More || !r2.Cutoff.Equal(r.Cutoff) {
+	r2 := h.one(&BulkCancel{Filter: *r.Resume})
+	if r2.Count != 1 || r2.More || !r2.Resume.CreatedBefore.Equal(r.Resume.CreatedBefore) {
 		t.Fatalf("second batch: %+v", r2)
 	}
-	if r3 := h.one(&BulkCancel{Filter: BulkFilter{CreatedBefore: r.Cutoff}}); r3.Count != 0 || r3.More {
+	if r3 := h.one(&BulkCancel{Filter: BulkFilter{CreatedBefore: r.Resume.CreatedBefore}}); r3.Count != 0 || r3.More {
 		t.Fatalf("third batch with the first cutoff: %+v", r3)
 	}
 	if st := h.statesOf(slices.Concat(old, young)); !reflect.DeepEqual(st, []State{StateCancelled, StateCancelled, StateQueued}) {
@@ -306,6 +306,54 @@ func TestBulkCutoffFromEntryTime(t *testing.T) {
 	}
 	if r5 := h.one(&BulkCancel{Filter: BulkFilter{OlderThan: time.Hour}}); r5.Count != 1 || h.job(young[0]).State != StateCancelled {
 		t.Fatalf("older than an hour, an hour later: %+v", r5)
+	}
+}
+
+// TestBulkOperationEnds: an operation acts on the jobs that matched when
+// it began. A retried job that fails again before the next batch, and a
+// job that fails for the first time meanwhile, are left for a new
+// operation, so batching ends even while jobs keep failing.
+func TestBulkOperationEnds(t *testing.T) {
+	h := newHarness(t)
+	ids := h.submit(slices.Repeat([]Spec{{Plugin: "p", MaxAttempts: 1}}, 3)...)
+	late := h.submit(Spec{Plugin: "late", MaxAttempts: 1})
+	h.failAll("p")
+	lateLease := h.claim("n1", "late", 1)
+	f := BulkFilter{State: StateFailed, Limit: 1}
+	retried := map[string]int{}
+	for batch := 0; ; batch++ {
+		if batch > 5 {
+			t.Fatal("the operation does not end while retried jobs fail again")
+		}
+		r := h.one(&BulkRetry{Filter: f})
+		if r.Err != nil || r.Resume == nil || r.Resume.Through == 0 {
+			t.Fatalf("batch %d: %+v", batch, r)
+		}
+		for _, l := range h.claim("n1", "p", 10) {
+			retried[l.Job.ID]++
+			if err := h.report("n1", l, OutcomeFailed, "again"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if batch == 0 {
+			if err := h.report("n1", lateLease[0], OutcomeFailed, "late"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !r.More {
+			break
+		}
+		f = *r.Resume
+	}
+	if len(retried) != 3 || retried[ids[0]] != 1 || retried[ids[1]] != 1 || retried[ids[2]] != 1 {
+		t.Fatalf("retried %v, want each of %v once", retried, ids)
+	}
+	if j := h.job(late[0]); j.State != StateFailed || j.Attempt != 1 {
+		t.Fatalf("job that failed during the operation: %+v", j)
+	}
+	// A new operation takes them all again.
+	if r := h.one(&BulkRetry{Filter: BulkFilter{State: StateFailed}}); r.Count != 4 {
+		t.Fatalf("a new operation retried %d, want 4", r.Count)
 	}
 }
 
@@ -393,7 +441,7 @@ func TestDeleteQueue(t *testing.T) {
 // every truncation of them is rejected.
 func TestBulkCodec(t *testing.T) {
 	e := Entry{Now: t0, Cmds: []Command{
-		&BulkRetry{Filter: BulkFilter{Queue: "mail", State: StateFailed, Plugin: "exec", CreatedBefore: t0.Add(-time.Hour), Limit: 500}},
+		&BulkRetry{Filter: BulkFilter{Queue: "mail", State: StateFailed, Plugin: "exec", CreatedBefore: t0.Add(-time.Hour), Through: 1 << 40, Limit: 500}},
 		&BulkCancel{Filter: BulkFilter{State: StateRunning, OlderThan: time.Hour}},
 		&BulkCancel{},
 		&DeleteQueue{Name: "defualt"},
@@ -410,7 +458,7 @@ func TestBulkCodec(t *testing.T) {
 	if err != nil || !bytes.Equal(again, data) {
 		t.Fatalf("round trip: %v\n got %+v", err, got.Cmds)
 	}
-	if f := got.Cmds[0].(*BulkRetry).Filter; f.Queue != "mail" || f.State != StateFailed || f.Plugin != "exec" || !f.CreatedBefore.Equal(t0.Add(-time.Hour)) || f.Limit != 500 {
+	if f := got.Cmds[0].(*BulkRetry).Filter; f.Queue != "mail" || f.State != StateFailed || f.Plugin != "exec" || !f.CreatedBefore.Equal(t0.Add(-time.Hour)) || f.Through != 1<<40 || f.Limit != 500 {
 		t.Fatalf("decoded filter %+v", f)
 	}
 	if got.Cmds[1].(*BulkCancel).Filter.OlderThan != time.Hour || got.Cmds[3].(*DeleteQueue).Name != "defualt" {

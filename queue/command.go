@@ -60,10 +60,10 @@ type Result struct {
 	// were affected.
 	Count int
 	// BulkRetry, BulkCancel: whether more matching jobs remain, and the
-	// creation cutoff applied (zero for none), which the next batch passes
-	// on as its filter's CreatedBefore.
+	// filter the next batch sends to continue the same operation (its
+	// cutoffs fixed by this batch).
 	More   bool
-	Cutoff time.Time
+	Resume *BulkFilter
 }
 
 // Submitted is the per-spec result of a Submit.

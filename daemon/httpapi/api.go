@@ -20,6 +20,8 @@ import (
 type Store interface {
 	Get(id string) (*queue.Job, bool)
 	List(f queue.Filter) []*queue.Job
+	// CountBulk counts the jobs a bulk command would change (dry run).
+	CountBulk(k queue.Kind, f queue.BulkFilter, now time.Time) (int, error)
 	Queues() []queue.QueueInfo
 	Periodics() []queue.PeriodicInfo
 	Periodic(name string) (queue.PeriodicInfo, bool)
