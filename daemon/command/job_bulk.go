@@ -132,7 +132,11 @@ func (m *Meta) bulk(ctx context.Context, client *api.Client, b *bulkFlags, op bu
 		return m.fail(err)
 	}
 	return m.output(res, func(w io.Writer) {
-		fmt.Fprintf(w, "%s%s %s (%d raft entries)\n", strings.ToUpper(op.past[:1]), op.past[1:], jobsCount(res.Count), res.Entries)
+		entries := "raft entries"
+		if res.Entries == 1 {
+			entries = "raft entry"
+		}
+		fmt.Fprintf(w, "%s%s %s (%d %s)\n", strings.ToUpper(op.past[:1]), op.past[1:], jobsCount(res.Count), res.Entries, entries)
 	})
 }
 
