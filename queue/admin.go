@@ -11,6 +11,13 @@ func (st *state) cancel(c *Cancel) Result {
 	if !ok {
 		return Result{Err: fmt.Errorf("%w: %s", ErrNotFound, c.ID)}
 	}
+	return st.cancelJob(j)
+}
+
+// cancelJob is the cancel rule for one job, shared by Cancel and
+// BulkCancel: a scheduled or queued job ends cancelled at once, a running
+// one gets CancelRequested (once), a terminal one is ErrTerminal.
+func (st *state) cancelJob(j *Job) Result {
 	switch j.State {
 	case StateScheduled, StateQueued, StateBlocked:
 		nj := st.change(j)
@@ -36,6 +43,13 @@ func (st *state) retry(c *Retry) Result {
 	if !ok {
 		return Result{Err: fmt.Errorf("%w: %s", ErrNotFound, c.ID)}
 	}
+	return st.retryJob(j)
+}
+
+// retryJob is the retry rule for one job, shared by Retry and BulkRetry: a
+// failed or cancelled job goes back to queued with one more attempt;
+// other states are ErrNotRetryable.
+func (st *state) retryJob(j *Job) Result {
 	if j.State != StateFailed && j.State != StateCancelled {
 		return Result{Err: fmt.Errorf("%w: job %s is %s", ErrNotRetryable, j.ID, j.State)}
 	}

@@ -92,6 +92,9 @@ func (st *state) apply(c Command) Result {
 			return st.firePeriodic(c)
 		}
 	}
+	if res, ok := st.applyBulk(c); ok {
+		return res
+	}
 	if res, ok := st.applyACL(c); ok {
 		return res
 	}

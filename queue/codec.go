@@ -115,6 +115,9 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 	if out, ok := appendRateCommand(b, c); ok {
 		return out, nil
 	}
+	if out, ok := appendBulkCommand(b, c); ok {
+		return out, nil
+	}
 	switch c := c.(type) {
 	case *Submit:
 		if c == nil {
@@ -218,6 +221,9 @@ func (d *decoder) command() Command {
 		return c
 	}
 	if c := d.rateCommand(k); c != nil {
+		return c
+	}
+	if c := d.bulkCommand(k); c != nil {
 		return c
 	}
 	if c, ok := d.aclCommand(k); ok {

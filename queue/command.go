@@ -57,8 +57,14 @@ type Result struct {
 	Reports []error
 	// Cancel, Retry: the job after the change.
 	Job *Job
-	// FailNode, ExpireLeases, Purge: how many jobs were affected.
+	// FailNode, ExpireLeases, Purge, BulkRetry, BulkCancel: how many jobs
+	// were affected.
 	Count int
+	// BulkRetry, BulkCancel: whether more matching jobs remain, and the
+	// filter the next batch sends to continue the same operation (its
+	// cutoffs fixed by this batch).
+	More   bool
+	Resume *BulkFilter
 }
 
 // Submitted is the per-spec result of a Submit.

@@ -128,13 +128,22 @@ func (g *gen) command() Command {
 		}
 		return c
 	case k < 16:
+		if g.r.IntN(5) == 0 {
+			return &BulkCancel{Filter: g.bulkFilter()}
+		}
 		return &Cancel{ID: g.knownID()}
 	case k < 17:
+		if g.r.IntN(5) == 0 {
+			return &BulkRetry{Filter: g.bulkFilter()}
+		}
 		return &Retry{ID: g.knownID()}
 	case k < 18:
 		if g.r.IntN(3) == 0 {
 			rates := []Rate{{}, {Count: 5, Per: time.Second, Burst: 1}, {Count: 3, Per: time.Second, Burst: 4}, {Count: 100, Per: time.Minute, Burst: 7}}
 			return &SetQueueRate{Name: g.pick(genQueues[1:]), Rate: rates[g.r.IntN(len(rates))]}
+		}
+		if g.r.IntN(6) == 0 {
+			return &DeleteQueue{Name: g.pick(genQueues)}
 		}
 		return &SetQueue{Name: g.pick(genQueues[1:]), Fields: QueueField(g.r.IntN(32)), Config: QueueConfig{
 			Paused: g.r.IntN(5) == 0, Concurrency: []int{0, 0, 0, 2, 5}[g.r.IntN(5)], MaxAttempts: g.r.IntN(5),
@@ -167,6 +176,25 @@ func (g *gen) dag(c *Submit) Command {
 		}
 	}
 	return &SubmitDAG{IDs: c.IDs, Specs: c.Specs}
+}
+
+// bulkFilter makes a filter for a bulk command (sometimes matching
+// nothing, sometimes invalid).
+func (g *gen) bulkFilter() BulkFilter {
+	f := BulkFilter{Limit: g.r.IntN(6)}
+	if g.r.IntN(2) == 0 {
+		f.Queue = g.pick(genQueues)
+	}
+	if g.r.IntN(3) == 0 {
+		f.Plugin = g.pick(genPlugins)
+	}
+	if g.r.IntN(3) == 0 {
+		f.State = State(1 + g.r.IntN(int(StateCancelled)))
+	}
+	if g.r.IntN(3) == 0 {
+		f.OlderThan = time.Duration(g.r.IntN(600)) * time.Second
+	}
+	return f
 }
 
 // learn records the leases granted by an entry's results.

@@ -54,6 +54,9 @@ type queueState struct {
 	// FinishedAt + the queue's retention, so a retention change needs no
 	// re-indexing.
 	done *btree.BTreeG[timeItem]
+	// blocked holds the jobs waiting for parents by (CreatedAt, ID), for
+	// bulk cancel.
+	blocked *btree.BTreeG[timeItem]
 	// rate is the queue's token bucket; nil without a rate limit
 	// (rate.go).
 	rate *bucket
@@ -61,9 +64,10 @@ type queueState struct {
 
 func newQueueState(name string) *queueState {
 	return &queueState{
-		name:  name,
-		ready: make(map[string]*btree.BTreeG[readyItem]),
-		done:  btree.NewG(btreeDegree, timeLess),
+		name:    name,
+		ready:   make(map[string]*btree.BTreeG[readyItem]),
+		done:    btree.NewG(btreeDegree, timeLess),
+		blocked: btree.NewG(btreeDegree, timeLess),
 	}
 }
 
@@ -225,7 +229,8 @@ func (st *state) addIndex(j *Job) bool {
 		}
 		_, dup = t.ReplaceOrInsert(readyItem{j.Priority, j.Seq, j})
 	case StateBlocked:
-		// Only counted: a blocked job waits for its parents (deps.go).
+		// A blocked job waits for its parents (deps.go).
+		_, dup = q.blocked.ReplaceOrInsert(timeItem{nanos(j.CreatedAt), j.ID})
 	case StateRunning:
 		_, dup = st.leases.ReplaceOrInsert(timeItem{nanos(j.LeaseExpiresAt), j.ID})
 		set := st.nodes[j.Node]
@@ -249,6 +254,7 @@ func (st *state) unindex(j *Job) {
 	case StateQueued:
 		q.ready[j.Plugin].Delete(readyItem{prio: j.Priority, seq: j.Seq})
 	case StateBlocked:
+		q.blocked.Delete(timeItem{nanos(j.CreatedAt), j.ID})
 	case StateRunning:
 		st.leases.Delete(timeItem{nanos(j.LeaseExpiresAt), j.ID})
 		set := st.nodes[j.Node]

@@ -20,8 +20,11 @@ const (
 
 // Filter selects jobs for List. Zero fields match everything.
 type Filter struct {
-	Queue string
-	State State
+	Queue  string
+	State  State
+	Plugin string
+	// Since, when set, keeps only jobs created at or after it.
+	Since time.Time
 	// Limit caps the number of jobs returned (0 = no cap); newest first.
 	Limit int
 }
@@ -89,20 +92,20 @@ func (s *Store) ApplyEntry(index uint64, e Entry) []Result {
 }
 
 // countLeaseEvents counts the commands that can end or cancel a running
-// lease from outside (a cancel, a failed node, an expiry).
+// lease from outside (a cancel, a bulk cancel, a failed node, an expiry).
 func (s *Store) countLeaseEvents(cmds []Command) {
 	for _, c := range cmds {
 		switch c.Kind() {
-		case KindCancel, KindFailNode, KindExpireLeases:
+		case KindCancel, KindBulkCancel, KindFailNode, KindExpireLeases:
 			s.leaseEvents++
 		}
 	}
 }
 
 // LeaseEvents returns a number that changes whenever a command that can
-// cancel or end a running lease from outside (Cancel, FailNode,
-// ExpireLeases) has been applied since the store was made. A holder of
-// leases needs to re-check them only when it changed. It is local to this
+// cancel or end a running lease from outside (Cancel, BulkCancel,
+// FailNode, ExpireLeases) has been applied since the store was made. A
+// holder of leases needs to re-check them only when it changed. It is local to this
 // store (not replicated, reset by a restart).
 func (s *Store) LeaseEvents() uint64 {
 	s.mu.RLock()
@@ -166,7 +169,8 @@ func (s *Store) List(f Filter) []*Job {
 	s.mu.RLock()
 	var out []*Job
 	for _, j := range s.st.jobs {
-		if (f.Queue == "" || j.Queue == f.Queue) && (f.State == StateInvalid || j.State == f.State) {
+		if (f.Queue == "" || j.Queue == f.Queue) && (f.State == StateInvalid || j.State == f.State) &&
+			(f.Plugin == "" || j.Plugin == f.Plugin) && (f.Since.IsZero() || !j.CreatedAt.Before(f.Since)) {
 			out = append(out, j)
 		}
 	}

@@ -374,13 +374,13 @@ func (c *cluster) waitVoterWithJobs(nd *node, jobs int) {
 	})
 }
 
-// listJobs runs `corral job list -json` against nd.
+// listJobs runs `corral job list -json -limit 0` (every job) against nd.
 func listJobs(t *testing.T, nd *node, args ...string) (map[string]jobInfo, bool) {
 	t.Helper()
 	var list struct {
 		Jobs []jobInfo `json:"jobs"`
 	}
-	if !cliJSON(t, nd, &list, append([]string{"job", "list", "-json"}, args...)...) {
+	if !cliJSON(t, nd, &list, append([]string{"job", "list", "-json", "-limit", "0"}, args...)...) {
 		return nil, false
 	}
 	out := make(map[string]jobInfo, len(list.Jobs))

@@ -92,6 +92,50 @@ func (c *Client) Jobs(ctx context.Context, queue, state string) (*JobList, error
 	return &out, nil
 }
 
+// JobsPage reads one page of jobs (GET /v1/jobs) selected by q; pass the
+// answer's NextCursor as q.Cursor for the next page.
+func (c *Client) JobsPage(ctx context.Context, q JobQuery) (*JobList, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"queue": q.Queue, "state": q.State, "plugin": q.Plugin, "cursor": q.Cursor} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var out JobList
+	if _, err := c.call(ctx, request{method: http.MethodGet, path: "/v1/jobs", query: v}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// BulkRetry retries every failed or cancelled job matching req
+// (POST /v1/jobs/retry); with req.DryRun it only counts them.
+func (c *Client) BulkRetry(ctx context.Context, req BulkRequest) (*BulkResult, error) {
+	return c.bulk(ctx, "/v1/jobs/retry", req)
+}
+
+// BulkCancel cancels every scheduled, queued or running job matching req
+// (POST /v1/jobs/cancel); with req.DryRun it only counts them.
+func (c *Client) BulkCancel(ctx context.Context, req BulkRequest) (*BulkResult, error) {
+	return c.bulk(ctx, "/v1/jobs/cancel", req)
+}
+
+func (c *Client) bulk(ctx context.Context, path string, req BulkRequest) (*BulkResult, error) {
+	var out BulkResult
+	// A bulk operation over many jobs takes one raft entry per batch: no
+	// fixed timeout, ctx bounds it.
+	if _, err := c.call(ctx, request{method: http.MethodPost, path: path, body: req, timeout: -1}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Cancel cancels a job (DELETE /v1/jobs/{id}) and returns it as it is now.
 func (c *Client) Cancel(ctx context.Context, id string) (*Job, error) {
 	var out Job
@@ -167,6 +211,13 @@ func (c *Client) PlanJob(ctx context.Context, job JobRequest) (*Plan, error) {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// DeleteQueue deletes a queue that holds no jobs, with its settings
+// (DELETE /v1/queues/{name}).
+func (c *Client) DeleteQueue(ctx context.Context, name string) error {
+	_, err := c.call(ctx, request{method: http.MethodDelete, path: "/v1/queues/" + url.PathEscape(name)}, nil)
+	return err
 }
 
 // Members lists the Serf members as this agent sees them.

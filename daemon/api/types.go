@@ -117,8 +117,53 @@ type JobList struct {
 	Jobs  []Job  `json:"jobs"`
 	Index uint64 `json:"index"`
 	// Total is the number of jobs that matched before offset and limit
-	// (set when paging or filtering by plugin or search).
+	// (set when paging or filtering by plugin, search or since).
 	Total *int `json:"total,omitempty"`
+	// NextCursor, when set, fetches the next page: pass it as ?cursor=
+	// with the same filters. Paging by cursor returns every job that
+	// existed at the first page exactly once, whatever is submitted
+	// between pages.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// JobQuery selects jobs for GET /v1/jobs. Zero fields match everything.
+type JobQuery struct {
+	Queue  string
+	State  string
+	Plugin string
+	// Since keeps jobs created at or after it.
+	Since time.Time
+	// Limit caps the page (0: no cap).
+	Limit int
+	// Cursor continues from a previous page's NextCursor.
+	Cursor string
+}
+
+// BulkRequest is the body of POST /v1/jobs/retry and POST /v1/jobs/cancel:
+// a filter of jobs (empty fields match everything) and whether to only
+// count them.
+type BulkRequest struct {
+	Queue  string `json:"queue,omitempty"`
+	State  string `json:"state,omitempty"`
+	Plugin string `json:"plugin,omitempty"`
+	// OlderThan keeps jobs created more than this long ago.
+	OlderThan Duration `json:"older_than,omitempty"`
+	// DryRun counts the matching jobs and changes nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// BulkResult answers a bulk retry or cancel.
+type BulkResult struct {
+	// Count is how many jobs were retried or cancelled (with DryRun: how
+	// many match now).
+	Count  int  `json:"count"`
+	DryRun bool `json:"dry_run,omitempty"`
+	// Entries is how many raft entries the operation took (0 for a dry
+	// run).
+	Entries int `json:"entries"`
+	// Index is the raft index of the last entry (of the read for a dry
+	// run).
+	Index uint64 `json:"index"`
 }
 
 // Queue answers one entry of GET /v1/queues.

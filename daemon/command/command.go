@@ -21,6 +21,8 @@ func Run(args []string) int {
 		Stderr:      os.Stderr,
 		Getenv:      os.Getenv,
 		Interactive: isatty.IsTerminal(os.Stderr.Fd()),
+		// Confirmation prompts read stdin.
+		StdinTerminal: isatty.IsTerminal(os.Stdin.Fd()),
 	}
 	return run(args, m)
 }
@@ -69,11 +71,12 @@ func commands(m Meta) map[string]cli.CommandFactory {
 		"job cancel": cmd(&JobCancelCommand{Meta: m}),
 		"job retry":  cmd(&JobRetryCommand{Meta: m}),
 
-		"queue":        cmd(&groupCommand{synopsis: "List, pause, resume and rate-limit queues", help: queueHelp}),
+		"queue":        cmd(&groupCommand{synopsis: "List, pause, resume, rate-limit and delete queues", help: queueHelp}),
 		"queue list":   cmd(&QueueListCommand{Meta: m}),
 		"queue pause":  cmd(&QueuePauseCommand{Meta: m, pause: true}),
 		"queue resume": cmd(&QueuePauseCommand{Meta: m}),
 		"queue set":    cmd(&QueueSetCommand{Meta: m}),
+		"queue delete": cmd(&QueueDeleteCommand{Meta: m}),
 
 		"periodic":         cmd(&groupCommand{synopsis: "Jobs on a cron schedule", help: periodicHelp}),
 		"periodic list":    cmd(&PeriodicListCommand{Meta: m}),
@@ -143,7 +146,8 @@ Usage: corral job <subcommand> [options] [args]
 const queueHelp = `
 Usage: corral queue <subcommand> [options] [args]
 
-  List queues, pause or resume dispatching from one, or set its rate limit.
+  List queues, pause or resume dispatching from one, set its rate limit,
+  or delete an empty one.
 `
 
 const operatorHelp = `

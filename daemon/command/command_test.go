@@ -215,7 +215,7 @@ func TestJobStatusAndList(t *testing.T) {
 	if strings.Contains(r.stdout, "01RUN") {
 		t.Errorf("-state failed listed a running job:\n%s", r.stdout)
 	}
-	if q := f.lastRequest(); q != "GET /v1/jobs?queue=default&state=failed" {
+	if q := f.lastRequest(); q != "GET /v1/jobs?limit=100&queue=default&state=failed" {
 		t.Errorf("list request = %q", q)
 	}
 	expect(t, f.cli("job", "list", "-state", "cancelled"), 0, []string{"No jobs"}, nil)

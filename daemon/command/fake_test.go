@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,10 @@ type fakeAPI struct {
 	paused    map[string]bool
 	removed   []string
 	left      bool
+	// bulks records the bulk requests (path and body); bulkMatch is how
+	// many jobs a bulk request matches.
+	bulks     []string
+	bulkMatch int
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
@@ -42,6 +47,18 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	mux.HandleFunc("GET /v1/jobs/{id}", f.job)
 	mux.HandleFunc("DELETE /v1/jobs/{id}", f.setState("cancelled"))
 	mux.HandleFunc("POST /v1/jobs/{id}/retry", f.setState("queued"))
+	mux.HandleFunc("POST /v1/jobs/retry", f.bulk)
+	mux.HandleFunc("POST /v1/jobs/cancel", f.bulk)
+	mux.HandleFunc("DELETE /v1/queues/{name}", func(w http.ResponseWriter, r *http.Request) {
+		switch name := r.PathValue("name"); name {
+		case "mail":
+			writeFake(w, 409, api.Error{Error: "queue is not empty: mail still holds 7 jobs (7 failed); cancel the unfinished ones and wait until retention (1h0m0s) purges the finished ones"})
+		case "defualt":
+			writeFake(w, 200, map[string]string{"deleted": name})
+		default:
+			writeFake(w, 404, api.Error{Error: "queue " + name + " not found (see corral queue list)"})
+		}
+	})
 	mux.HandleFunc("GET /v1/jobs/{id}/logs", f.logs)
 	mux.HandleFunc("GET /v1/queues", func(w http.ResponseWriter, r *http.Request) {
 		writeFake(w, 200, api.QueueList{Queues: []api.Queue{
@@ -204,18 +221,56 @@ func (f *fakeAPI) job(w http.ResponseWriter, r *http.Request) {
 	writeFake(w, 200, tl[n])
 }
 
+// list answers GET /v1/jobs newest (highest ID) first, with state and
+// plugin filters, limit and a cursor (the last ID of the page).
 func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out api.JobList
+	q := r.URL.Query()
+	out := api.JobList{Index: 7}
 	for _, tl := range f.timelines {
 		j := tl[len(tl)-1]
-		if q := r.URL.Query().Get("state"); q != "" && q != j.State {
+		if (q.Get("state") != "" && q.Get("state") != j.State) || (q.Get("plugin") != "" && q.Get("plugin") != j.Plugin) {
 			continue
 		}
 		out.Jobs = append(out.Jobs, j)
 	}
+	sort.Slice(out.Jobs, func(a, b int) bool { return out.Jobs[a].ID > out.Jobs[b].ID })
+	total := len(out.Jobs)
+	out.Total = &total
+	if c := q.Get("cursor"); c != "" {
+		i := sort.Search(len(out.Jobs), func(i int) bool { return out.Jobs[i].ID < c })
+		out.Jobs = out.Jobs[i:]
+	}
+	if n, _ := strconv.Atoi(q.Get("limit")); n > 0 && len(out.Jobs) > n {
+		out.Jobs = out.Jobs[:n]
+		out.NextCursor = out.Jobs[n-1].ID
+	}
 	writeFake(w, 200, out)
+}
+
+// bulk answers POST /v1/jobs/retry and /v1/jobs/cancel: bulkMatch jobs
+// match; a real run takes two entries.
+func (f *fakeAPI) bulk(w http.ResponseWriter, r *http.Request) {
+	var req api.BulkRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeFake(w, 400, api.Error{Error: err.Error()})
+		return
+	}
+	if req.State == "queued" && strings.HasSuffix(r.URL.Path, "/retry") {
+		writeFake(w, 400, api.Error{Error: "invalid job filter: cannot retry queued jobs (state must be failed or cancelled)"})
+		return
+	}
+	b, _ := json.Marshal(req)
+	f.mu.Lock()
+	f.bulks = append(f.bulks, r.URL.Path+" "+string(b))
+	n := f.bulkMatch
+	f.mu.Unlock()
+	if req.DryRun {
+		writeFake(w, 200, api.BulkResult{Count: n, DryRun: true, Index: 7})
+		return
+	}
+	writeFake(w, 200, api.BulkResult{Count: n, Entries: 2, Index: 9})
 }
 
 func (f *fakeAPI) setState(state string) http.HandlerFunc {
@@ -271,14 +326,16 @@ type cliResult struct {
 // runCLI runs the CLI in-process against env (CORRAL_ADDR etc.) with stdin.
 func runCLI(t *testing.T, env map[string]string, stdin string, interactive bool, args ...string) cliResult {
 	t.Helper()
+	return runCLIMeta(t, env, Meta{Stdin: strings.NewReader(stdin), Interactive: interactive}, args...)
+}
+
+// runCLIMeta runs the CLI in-process with m's streams and terminal flags
+// (stdout and stderr are captured).
+func runCLIMeta(t *testing.T, env map[string]string, m Meta, args ...string) cliResult {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	m := Meta{
-		Stdin:       strings.NewReader(stdin),
-		Stdout:      &stdout,
-		Stderr:      &stderr,
-		Getenv:      func(k string) string { return env[k] },
-		Interactive: interactive,
-	}
+	m.Stdout, m.Stderr = &stdout, &stderr
+	m.Getenv = func(k string) string { return env[k] }
 	code := run(args, m)
 	return cliResult{stdout.String(), stderr.String(), code}
 }

@@ -16,26 +16,37 @@ type JobCancelCommand struct {
 }
 
 // Synopsis implements cli.Command.
-func (c *JobCancelCommand) Synopsis() string { return "Cancel a job" }
+func (c *JobCancelCommand) Synopsis() string { return "Cancel a job, or every job matching filters" }
 
 // Help implements cli.Command.
 func (c *JobCancelCommand) Help() string {
 	return strings.TrimSpace(`
-Usage: corral job cancel [options] ID
+Usage: corral job cancel [options] (ID | -queue Q | -state S | -plugin P | -older-than D)
 
   Cancel a job. A job that has not started is cancelled at once; a running
   job's plugin call is cancelled on its node, then the job ends cancelled.
-` + clientFlagsHelp)
+
+  With filter flags instead of an ID, cancel every blocked, scheduled, queued or
+  running job that matches them all, in batches of 500 jobs per raft
+  entry, and print how many were cancelled.
+
+Options:
+
+  -state=<state>
+    Only jobs in this state: blocked, scheduled, queued or running.
+` + bulkFlagsHelp + clientFlagsHelp)
 }
 
 // Run implements cli.Command.
 func (c *JobCancelCommand) Run(args []string) int {
+	var b bulkFlags
 	fs := c.flagSet("job cancel", true, c.Help)
-	return c.runClient(fs, c.Help(), args, []string{"ID"}, func(ctx context.Context, client *api.Client, pos []string) int {
-		j, err := client.Cancel(ctx, pos[0])
+	b.register(fs)
+	return c.runSingleOrBulk(fs, c.Help(), args, &b, bulkCancelOp, func(ctx context.Context, client *api.Client, id string) int {
+		j, err := client.Cancel(ctx, id)
 		if errors.Is(err, api.ErrConflict) {
 			// Already finished: say so plainly, with the outcome.
-			if cur, gerr := client.Job(ctx, pos[0]); gerr == nil && terminal(cur.State) {
+			if cur, gerr := client.Job(ctx, id); gerr == nil && terminal(cur.State) {
 				fmt.Fprintf(c.Stderr, "Job %s already %s; there is nothing to cancel.\n", cur.ID, cur.State)
 				return ExitError
 			}
@@ -59,22 +70,36 @@ type JobRetryCommand struct {
 }
 
 // Synopsis implements cli.Command.
-func (c *JobRetryCommand) Synopsis() string { return "Queue a failed job again" }
+func (c *JobRetryCommand) Synopsis() string {
+	return "Queue a failed job again, or every job matching filters"
+}
 
 // Help implements cli.Command.
 func (c *JobRetryCommand) Help() string {
 	return strings.TrimSpace(`
-Usage: corral job retry [options] ID
+Usage: corral job retry [options] (ID | -queue Q | -state S | -plugin P | -older-than D)
 
-  Put a failed job back in its queue.
-` + clientFlagsHelp)
+  Put a failed or cancelled job back in its queue, with one more attempt.
+
+  With filter flags instead of an ID, retry every failed or cancelled job
+  that matches them all, in batches of 500 jobs per raft entry, and print
+  how many were retried. Jobs that fail again while it runs are not
+  retried twice.
+
+Options:
+
+  -state=<state>
+    Only jobs in this state: failed or cancelled.
+` + bulkFlagsHelp + clientFlagsHelp)
 }
 
 // Run implements cli.Command.
 func (c *JobRetryCommand) Run(args []string) int {
+	var b bulkFlags
 	fs := c.flagSet("job retry", true, c.Help)
-	return c.runClient(fs, c.Help(), args, []string{"ID"}, func(ctx context.Context, client *api.Client, pos []string) int {
-		j, err := client.Retry(ctx, pos[0])
+	b.register(fs)
+	return c.runSingleOrBulk(fs, c.Help(), args, &b, bulkRetryOp, func(ctx context.Context, client *api.Client, id string) int {
+		j, err := client.Retry(ctx, id)
 		if err != nil {
 			return c.fail(err)
 		}

@@ -150,6 +150,13 @@ type JobListCommand struct {
 	Meta
 }
 
+const (
+	// defaultListLimit is how many jobs job list shows without -limit.
+	defaultListLimit = 100
+	// listPage is the most jobs job list asks for in one request.
+	listPage = 1000
+)
+
 // Synopsis implements cli.Command.
 func (c *JobListCommand) Synopsis() string { return "List jobs" }
 
@@ -158,7 +165,8 @@ func (c *JobListCommand) Help() string {
 	return strings.TrimSpace(`
 Usage: corral job list [options]
 
-  List jobs, optionally only those of one queue or in one state.
+  List jobs, newest first, optionally only those of one queue, plugin or
+  state, or created recently. Large lists are fetched page by page.
 
 Options:
 
@@ -168,17 +176,39 @@ Options:
   -state=<state>
     Only jobs in this state: blocked, scheduled, queued, running, succeeded, failed
     or cancelled.
+
+  -plugin=<name>
+    Only jobs of this plugin.
+
+  -since=<duration>
+    Only jobs created within this long, such as 1h.
+
+  -limit=<n>
+    Show at most n jobs (0: all). Default: 100.
 ` + clientFlagsHelp)
 }
 
 // Run implements cli.Command.
 func (c *JobListCommand) Run(args []string) int {
-	var queue, state string
+	var q api.JobQuery
+	var since time.Duration
+	limit := defaultListLimit
 	fs := c.flagSet("job list", true, c.Help)
-	fs.StringVar(&queue, "queue", "", "")
-	fs.StringVar(&state, "state", "", "")
+	fs.StringVar(&q.Queue, "queue", "", "")
+	fs.StringVar(&q.State, "state", "", "")
+	fs.StringVar(&q.Plugin, "plugin", "", "")
+	fs.DurationVar(&since, "since", 0, "")
+	fs.IntVar(&limit, "limit", defaultListLimit, "")
 	return c.runClient(fs, c.Help(), args, nil, func(ctx context.Context, client *api.Client, _ []string) int {
-		list, err := client.Jobs(ctx, queue, state)
+		switch {
+		case limit < 0:
+			return c.usageError(c.Help(), "-limit=%d must be 0 (all) or more", limit)
+		case since < 0:
+			return c.usageError(c.Help(), "-since=%s must not be negative", since)
+		case since > 0:
+			q.Since = time.Now().Add(-since) // once, so every page has the same bound
+		}
+		list, err := listJobs(ctx, client, q, limit)
 		if err != nil {
 			return c.fail(err)
 		}
@@ -189,10 +219,43 @@ func (c *JobListCommand) Run(args []string) int {
 			}
 			rows := make([][]string, len(list.Jobs))
 			for i, j := range list.Jobs {
-				rows[i] = []string{j.ID, j.Queue, j.Plugin, j.State,
+				rows[i] = []string{j.ID, j.Queue, j.Plugin, j.State, strconv.Itoa(j.Priority),
 					fmt.Sprintf("%d/%d", j.Attempt, j.MaxAttempts), dash(j.Node), age(j.CreatedAt)}
 			}
-			table(w, []string{"ID", "Queue", "Plugin", "State", "Attempt", "Node", "Age"}, rows)
+			table(w, []string{"ID", "Queue", "Plugin", "State", "Priority", "Attempt", "Node", "Age"}, rows)
+			if list.NextCursor != "" {
+				of := "more"
+				if list.Total != nil {
+					of = fmt.Sprintf("%d matching", *list.Total)
+				}
+				fmt.Fprintf(w, "Showing the newest %d of %s jobs; -limit=N shows more, -limit=0 all\n", len(list.Jobs), of)
+			}
 		})
 	})
+}
+
+// listJobs fetches pages of jobs until limit of them (0: all) are read.
+// The answer's index, total and next_cursor are the first page's index
+// and total and the last page's cursor.
+func listJobs(ctx context.Context, client *api.Client, q api.JobQuery, limit int) (*api.JobList, error) {
+	out := &api.JobList{Jobs: []api.Job{}}
+	for first := true; ; first = false {
+		q.Limit = listPage
+		if limit > 0 {
+			q.Limit = min(listPage, limit-len(out.Jobs))
+		}
+		page, err := client.JobsPage(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		if first {
+			out.Index, out.Total = page.Index, page.Total
+		}
+		out.Jobs = append(out.Jobs, page.Jobs...)
+		out.NextCursor = page.NextCursor
+		if page.NextCursor == "" || (limit > 0 && len(out.Jobs) >= limit) {
+			return out, nil
+		}
+		q.Cursor = page.NextCursor
+	}
 }

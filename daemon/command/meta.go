@@ -68,6 +68,9 @@ type Meta struct {
 	Getenv func(string) string
 	// Interactive is true when stderr is a terminal: progress is drawn there.
 	Interactive bool
+	// StdinTerminal is true when stdin is a terminal: commands that change
+	// many jobs ask for confirmation there.
+	StdinTerminal bool
 
 	address    string
 	token      string

@@ -186,3 +186,39 @@ func (c *QueueSetCommand) Run(args []string) int {
 		})
 	})
 }
+
+// QueueDeleteCommand is `corral queue delete`.
+type QueueDeleteCommand struct {
+	Meta
+}
+
+// Synopsis implements cli.Command.
+func (c *QueueDeleteCommand) Synopsis() string { return "Delete a queue that holds no jobs" }
+
+// Help implements cli.Command.
+func (c *QueueDeleteCommand) Help() string {
+	return strings.TrimSpace(`
+Usage: corral queue delete [options] QUEUE
+
+  Delete QUEUE with its settings (pause, concurrency, retention), so a
+  queue made by a typo goes away. Only a queue that holds no jobs at all
+  can be deleted: cancel its unfinished jobs, and its finished ones are
+  purged after the queue's retention. A later submit to the name makes
+  the queue again, with default settings; a queue block in an agent's
+  config makes it again when that agent next becomes leader.
+` + clientFlagsHelp)
+}
+
+// Run implements cli.Command.
+func (c *QueueDeleteCommand) Run(args []string) int {
+	fs := c.flagSet("queue delete", true, c.Help)
+	return c.runClient(fs, c.Help(), args, []string{"QUEUE"}, func(ctx context.Context, client *api.Client, pos []string) int {
+		if err := client.DeleteQueue(ctx, pos[0]); err != nil {
+			return c.fail(err)
+		}
+		out := struct {
+			Deleted string `json:"deleted"`
+		}{pos[0]}
+		return c.output(out, func(w io.Writer) { fmt.Fprintf(w, "Queue %s deleted\n", pos[0]) })
+	})
+}

@@ -22,6 +22,8 @@ type Store interface {
 	// Children returns the IDs of the jobs that depend on job id.
 	Children(id string) []string
 	List(f queue.Filter) []*queue.Job
+	// CountBulk counts the jobs a bulk command would change (dry run).
+	CountBulk(k queue.Kind, f queue.BulkFilter, now time.Time) (int, error)
 	Queues() []queue.QueueInfo
 	Periodics() []queue.PeriodicInfo
 	Periodic(name string) (queue.PeriodicInfo, bool)

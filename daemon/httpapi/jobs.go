@@ -232,10 +232,12 @@ func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out, job.Index)
 }
 
-// handleListJobs serves GET /v1/jobs?queue=&state=&limit=.
+// handleListJobs serves GET /v1/jobs?queue=&state=&plugin=&search=&since=
+// &limit=&offset=&cursor=, newest first. With a limit, next_cursor (when
+// more jobs follow) fetches the next page.
 func (h *API) handleListJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := queue.Filter{Queue: q.Get("queue")}
+	f := queue.Filter{Queue: q.Get("queue"), Plugin: q.Get("plugin")}
 	authz, ok := h.authenticate(w, r, "queue:read")
 	if !ok || (f.Queue != "" && !h.check(w, authz, permQueueRead(f.Queue))) {
 		return
@@ -258,25 +260,27 @@ func (h *API) handleListJobs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	plugin, search := q.Get("plugin"), q.Get("search")
-	if plugin == "" && search == "" && offset == 0 {
-		f.Limit = limit // the common case: let the store stop early
+	if f.Since, err = parseSince(q.Get("since"), time.Now()); err != nil {
+		writeError(w, err)
+		return
 	}
+	cur, err := parseCursor(q.Get("cursor"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	search := q.Get("search")
 	if err := h.blockOnStore(r); err != nil {
 		writeError(w, err)
 		return
 	}
 	index := h.store.Index()
 	readAll := f.Queue != "" || authz.Management()
-	if !readAll {
-		f.Limit = 0 // filtered by permission below, then cut
-	}
 	jobs := h.store.List(f)
-	if plugin != "" || search != "" || !readAll {
+	if search != "" || !readAll {
 		kept := jobs[:0:0]
 		for _, j := range jobs {
-			if (plugin == "" || j.Plugin == plugin) &&
-				(search == "" || strings.HasPrefix(j.ID, search) || j.UniqueKey == search) &&
+			if (search == "" || strings.HasPrefix(j.ID, search) || j.UniqueKey == search) &&
 				(readAll || authz.QueueRead(j.Queue)) {
 				kept = append(kept, j)
 			}
@@ -284,12 +288,17 @@ func (h *API) handleListJobs(w http.ResponseWriter, r *http.Request) {
 		jobs = kept
 	}
 	total := len(jobs)
+	if cur != nil {
+		jobs = jobs[cur.position(jobs):]
+	}
 	jobs = jobs[min(offset, len(jobs)):]
+	out := api.JobList{Index: index}
 	if limit > 0 && len(jobs) > limit {
 		jobs = jobs[:limit]
+		out.NextCursor = cursorOf(jobs[limit-1])
 	}
-	out := api.JobList{Jobs: make([]api.Job, len(jobs)), Index: index}
-	if plugin != "" || search != "" || offset > 0 || limit > 0 {
+	out.Jobs = make([]api.Job, len(jobs))
+	if f.Plugin != "" || search != "" || offset > 0 || limit > 0 || !f.Since.IsZero() || cur != nil {
 		out.Total = &total
 	}
 	for i, j := range jobs {

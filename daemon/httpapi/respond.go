@@ -60,8 +60,13 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, queue.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, queue.ErrBadSpec), errors.Is(err, queue.ErrBadState), errors.Is(err, queue.ErrBadQueue), errors.Is(err, queue.ErrBadRate):
+	case errors.Is(err, queue.ErrBadSpec), errors.Is(err, queue.ErrBadState), errors.Is(err, queue.ErrBadQueue),
+		errors.Is(err, queue.ErrBadFilter), errors.Is(err, queue.ErrBadRate):
 		return http.StatusBadRequest
+	case errors.Is(err, queue.ErrQueueNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, queue.ErrQueueNotEmpty):
+		return http.StatusConflict
 	case errors.Is(err, queue.ErrTerminal), errors.Is(err, queue.ErrNotRetryable), errors.Is(err, queue.ErrStaleToken):
 		return http.StatusConflict
 	case errors.Is(err, server.ErrNoLeader), errors.Is(err, server.ErrNotLeader), errors.Is(err, server.ErrLeadershipLost),

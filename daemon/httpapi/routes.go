@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/daemon/api"
+	"github.com/corral-dev/corral/queue"
 )
 
 // Handler returns the /v1 router.
@@ -19,12 +20,15 @@ func (h *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/jobs/{id}", h.replayed(h.handleGetJob))
 	mux.HandleFunc("DELETE /v1/jobs/{id}", h.handleCancel)
 	mux.HandleFunc("POST /v1/jobs/{id}/retry", h.handleRetry)
+	mux.HandleFunc("POST /v1/jobs/retry", h.handleBulk(queue.KindBulkRetry))
+	mux.HandleFunc("POST /v1/jobs/cancel", h.handleBulk(queue.KindBulkCancel))
 	mux.HandleFunc("GET /v1/jobs/{id}/logs", h.replayed(h.handleLogs))
 	mux.HandleFunc("GET /v1/queues", h.replayed(h.handleQueues))
 	mux.HandleFunc("POST /v1/queues/{name}/pause", h.need(permOperatorWrite, h.handlePause(true)))
 	mux.HandleFunc("POST /v1/queues/{name}/resume", h.need(permOperatorWrite, h.handlePause(false)))
 	mux.HandleFunc("PUT /v1/queues/{name}/rate", h.need(permOperatorWrite, h.handleQueueRate))
 	mux.HandleFunc("POST /v1/jobs/plan", h.replayed(h.handlePlan))
+	mux.HandleFunc("DELETE /v1/queues/{name}", h.need(permOperatorWrite, h.handleDeleteQueue))
 	mux.HandleFunc("GET /v1/periodic", h.need(permOperatorRead, h.replayed(h.handleListPeriodic)))
 	mux.HandleFunc("PUT /v1/periodic/{name}", h.need(permOperatorWrite, h.handleApplyPeriodic))
 	mux.HandleFunc("DELETE /v1/periodic/{name}", h.need(permOperatorWrite, h.handleDeletePeriodic))

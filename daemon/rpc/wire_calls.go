@@ -56,6 +56,9 @@ type Result struct {
 	Submitted []Submitted
 	Job       *queue.Job
 	Count     int
+	// More and Resume answer a bulk command (see queue.Result).
+	More   bool
+	Resume *queue.BulkFilter
 }
 
 // Submitted is a queue.Submitted on the wire.
@@ -68,7 +71,7 @@ type Submitted struct {
 // FromResult converts a queue result for the wire (the parts a forwarded
 // write can produce).
 func FromResult(r queue.Result) Result {
-	out := Result{Err: EncodeError(r.Err), Job: r.Job, Count: r.Count}
+	out := Result{Err: EncodeError(r.Err), Job: r.Job, Count: r.Count, More: r.More, Resume: r.Resume}
 	for _, s := range r.Submitted {
 		out.Submitted = append(out.Submitted, Submitted{ID: s.ID, Existing: s.Existing, Err: EncodeError(s.Err)})
 	}
@@ -77,7 +80,7 @@ func FromResult(r queue.Result) Result {
 
 // Result converts back; errors match their sentinels with errors.Is.
 func (r *Result) Result() queue.Result {
-	out := queue.Result{Err: decodeError(r.Err), Job: r.Job, Count: r.Count}
+	out := queue.Result{Err: decodeError(r.Err), Job: r.Job, Count: r.Count, More: r.More, Resume: r.Resume}
 	for _, s := range r.Submitted {
 		out.Submitted = append(out.Submitted, queue.Submitted{ID: s.ID, Existing: s.Existing, Err: decodeError(s.Err)})
 	}
@@ -157,6 +160,7 @@ func init() {
 		"job_not_found": queue.ErrNotFound, "stale_token": queue.ErrStaleToken, "terminal": queue.ErrTerminal,
 		"not_retryable": queue.ErrNotRetryable, "bad_spec": queue.ErrBadSpec, "bad_queue": queue.ErrBadQueue,
 		"bad_state": queue.ErrBadState, "bad_command": queue.ErrBadCommand, "bad_request": ErrBadRequest,
+		"bad_filter": queue.ErrBadFilter, "queue_not_found": queue.ErrQueueNotFound, "queue_not_empty": queue.ErrQueueNotEmpty,
 	} {
 		RegisterError(code, err)
 	}

@@ -125,7 +125,8 @@ func (p *parkedClaims) takeAll() []*applyReq {
 }
 
 // makesWork counts per plugin the jobs a command can make claimable: a
-// submit those of its specs (a SubmitDAG those without parents); a retry, a queue change or a lease expiry
+// submit those of its specs (a SubmitDAG those without parents); a retry
+// (single or bulk), a queue change or a lease expiry
 // (whose entry also promotes due scheduled jobs) any plugin's (all).
 func makesWork(c queue.Command, jobs map[string]int) (all bool) {
 	switch cmd := c.(type) {
@@ -139,7 +140,7 @@ func makesWork(c queue.Command, jobs map[string]int) (all bool) {
 				jobs[cmd.Specs[i].Plugin]++
 			}
 		}
-	case *queue.Retry, *queue.SetQueue, *queue.SetQueueRate, *queue.ExpireLeases:
+	case *queue.Retry, *queue.BulkRetry, *queue.SetQueue, *queue.SetQueueRate, *queue.ExpireLeases:
 		return true
 	}
 	return false
