@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/corral-dev/corral/internal/freeport"
 )
 
 // corralBin is the binary built once by TestMain.
@@ -197,34 +198,17 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// handedOut holds every port freePort returned in this test process, so
-// parallel tests never get the same one (the kernel may offer a port again
-// once it was closed).
-var handedOut = struct {
-	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
-
+// freePort returns a port free for TCP and UDP, never the same twice in
+// this test process.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		handedOut.Lock()
-		taken := handedOut.ports[port]
-		handedOut.ports[port] = true
-		handedOut.Unlock()
-		if !taken {
-			return port
-		}
+	ports, err := freeport.Take(1)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return ports[0]
 }
 
-// freePorts returns n distinct free TCP ports.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
 	out := make([]int, n)

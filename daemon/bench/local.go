@@ -16,6 +16,7 @@ import (
 
 	"github.com/corral-dev/corral/daemon/api"
 	"github.com/corral-dev/corral/daemon/certs"
+	"github.com/corral-dev/corral/internal/freeport"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -387,30 +388,12 @@ func (c *Cluster) ready(ctx context.Context, clients []*api.Client) error {
 	return nil
 }
 
-// freePorts returns n distinct ports free for TCP and UDP on 127.0.0.1.
-// They are held until all are chosen, so none repeats; another process
-// may still take one before an agent binds it.
+// freePorts returns n distinct ports free for TCP and UDP on 127.0.0.1,
+// below the ephemeral range (see internal/freeport).
 func freePorts(n int) ([]int, error) {
-	var ports []int
-	var closers []func()
-	defer func() {
-		for _, c := range closers {
-			c()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
-		closers = append(closers, func() { l.Close() })
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			continue // UDP side taken: try another
-		}
-		closers = append(closers, func() { u.Close() })
-		ports = append(ports, port)
+	ports, err := freeport.Take(n)
+	if err != nil {
+		return nil, fmt.Errorf("find a free port: %w", err)
 	}
 	return ports, nil
 }

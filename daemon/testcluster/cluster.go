@@ -16,6 +16,7 @@ import (
 	"github.com/corral-dev/corral/daemon/api"
 	"github.com/corral-dev/corral/daemon/certs"
 	"github.com/corral-dev/corral/daemon/config"
+	"github.com/corral-dev/corral/internal/freeport"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
@@ -253,12 +254,11 @@ func portOf(t testing.TB, addr string) int {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freeport.Take(1)
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports[0]
 }
 
 // testWriter sends agent logs to the test log until the test ends.
