@@ -46,10 +46,12 @@ type report struct {
 	// PeriodicSkippedSteady counts the skipped ticks whose second had one
 	// leader throughout (a slow commit): reported, not a failure.
 	PeriodicSkippedSteady int
-	PeriodicDups          int
-	PeriodicBadTicks      int
-	PeriodicStalls        int
-	Problems              []string
+	// PeriodicPinned counts the fired jobs seen with their tick.
+	PeriodicPinned   int
+	PeriodicDups     int
+	PeriodicBadTicks int
+	PeriodicStalls   int
+	Problems         []string
 }
 
 func (r *report) problem(format string, args ...any) {

@@ -114,6 +114,7 @@ func (c *periodicCheck) run(jobs []api.Job, in periodicInput) error {
 	}
 
 	pins := c.pins(jobs, in.Obs)
+	r.PeriodicPinned += len(pins)
 	var assigned []time.Time
 	if c.def.CatchUp {
 		assigned = c.assignCatchUp(jobs, ticks, pins)

@@ -153,8 +153,8 @@ func runChaos(ctx context.Context, o options) (line string, ok bool, err error) 
 		logf("FAIL %s", p)
 	}
 	logf("%d executions in the side-effect logs; %s", len(effects), summary(rec.history(), effects, reference(nodes).Jobs))
-	logf("periodic: %d ticks up to the last fired, %d jobs fired, %d ticks skipped (%d of them in a second with one leader throughout), %d fired twice, %d off the rules, %d stalls under a steady leader",
-		r.PeriodicTicks, r.PeriodicFired, r.PeriodicSkipped, r.PeriodicSkippedSteady, r.PeriodicDups, r.PeriodicBadTicks, r.PeriodicStalls)
+	logf("periodic: %d ticks up to the last fired, %d jobs fired (%d seen with their tick), %d ticks skipped (%d of them in a second with one leader throughout), %d fired twice, %d off the rules, %d stalls under a steady leader",
+		r.PeriodicTicks, r.PeriodicFired, r.PeriodicPinned, r.PeriodicSkipped, r.PeriodicSkippedSteady, r.PeriodicDups, r.PeriodicBadTicks, r.PeriodicStalls)
 	line = resultLine(r, nem.records(), kinds, o.seed, net.kind())
 	return line, r.ok(), nil
 }
