@@ -36,14 +36,16 @@ const (
 // and with catch-up only the very next tick; with overlap allow every
 // accepted fire makes one job. Hence:
 //
-//   - catch-up: the k-th job (in creation order) is the k-th tick after the
-//     periodic job's creation, exactly; there are as many jobs as ticks up
-//     to the last one, and no job was created before its tick.
-//   - no catch-up: ticks strictly increase from job to job (a tick missed
-//     while no leader could fire is skipped for good: the next leader fires
-//     only the latest due tick), each at or before its job's creation. A
-//     tick observed with its job pins it; the others get the latest tick
-//     that fits. Two jobs that need one tick are a tick fired twice.
+//   - ticks strictly increase from job to job (in creation order), each a
+//     tick of the schedule after the periodic job's creation and at or
+//     before its job's creation. A tick observed with its job pins it; the
+//     others get the latest tick that fits. Two jobs that need one tick
+//     are a tick fired twice.
+//   - catch-up: as many jobs as ticks up to the last one fired (so the k-th
+//     job is the k-th tick): none is skipped.
+//   - no catch-up: a tick missed while no leader could fire is skipped for
+//     good (the next leader fires only the latest due tick; a later tick
+//     fired first is never followed by an earlier one).
 //
 // Liveness: a window of at least periodicStallLimit in which a due tick
 // did not fire (a run of skipped ticks; a catch-up tick fired that late;
@@ -115,12 +117,17 @@ func (c *periodicCheck) run(jobs []api.Job, in periodicInput) error {
 
 	pins := c.pins(jobs, in.Obs)
 	r.PeriodicPinned += len(pins)
-	var assigned []time.Time
 	if c.def.CatchUp {
-		assigned = c.assignCatchUp(jobs, ticks, pins)
-	} else {
-		assigned = c.assignLatest(jobs, ticks, pins)
+		switch {
+		case len(jobs) > len(ticks):
+			r.PeriodicDups += len(jobs) - len(ticks)
+			r.problem("periodic %s (catch-up): %d jobs for %d ticks up to its last tick %s: a tick fired more than once", name, len(jobs), len(ticks), stamp(lastTick))
+		case len(jobs) < len(ticks):
+			r.PeriodicBadTicks += len(ticks) - len(jobs)
+			r.problem("periodic %s (catch-up): %d jobs for %d ticks up to its last tick %s: a tick passed without its job", name, len(jobs), len(ticks), stamp(lastTick))
+		}
 	}
+	assigned := c.assign(jobs, ticks, pins)
 	c.validate(jobs, assigned, created)
 	c.liveness(jobs, assigned, created, lastTick, in.ParkedAt)
 	return nil
@@ -179,33 +186,12 @@ func (c *periodicCheck) pins(jobs []api.Job, obs []periodicObs) map[string]time.
 	return pins
 }
 
-// assignCatchUp gives the k-th job the k-th tick; more jobs than ticks are
-// ticks fired twice, fewer are ticks recorded as fired without a job.
-func (c *periodicCheck) assignCatchUp(jobs []api.Job, ticks []time.Time, pins map[string]time.Time) []time.Time {
-	r, name := c.r, c.def.Name
-	assigned := make([]time.Time, len(jobs))
-	copy(assigned, ticks)
-	switch {
-	case len(jobs) > len(ticks):
-		r.PeriodicDups += len(jobs) - len(ticks)
-		r.problem("periodic %s (catch-up): %d jobs for %d ticks up to its last tick %s: a tick fired more than once", name, len(jobs), len(ticks), stamp(c.fin.LastTick))
-	case len(jobs) < len(ticks):
-		r.PeriodicBadTicks += len(ticks) - len(jobs)
-		r.problem("periodic %s (catch-up): %d jobs for %d ticks up to its last tick %s: a tick passed without its job", name, len(jobs), len(ticks), stamp(c.fin.LastTick))
-	}
-	for k, j := range jobs {
-		if p, ok := pins[j.ID]; ok && !assigned[k].IsZero() && !p.Equal(assigned[k]) {
-			r.PeriodicBadTicks++
-			r.problem("periodic %s (catch-up): job %s is job #%d, the job of tick %s, but was seen as the job of tick %s", name, j.ID, k+1, stamp(assigned[k]), stamp(p))
-		}
-	}
-	return assigned
-}
-
-// assignLatest gives each job, newest first, its observed tick or else the
+// assign gives each job, newest first, its observed tick or else the
 // latest tick that is not after its creation and before the next job's
-// tick. A zero time is a job no tick is left for.
-func (c *periodicCheck) assignLatest(jobs []api.Job, ticks []time.Time, pins map[string]time.Time) []time.Time {
+// tick: if any assignment keeps the rules, this one does (with catch-up and
+// as many jobs as ticks, it is the k-th tick to the k-th job). A zero time
+// is a job no tick is left for.
+func (c *periodicCheck) assign(jobs []api.Job, ticks []time.Time, pins map[string]time.Time) []time.Time {
 	assigned := make([]time.Time, len(jobs))
 	for k := len(jobs) - 1; k >= 0; k-- {
 		if p, ok := pins[jobs[k].ID]; ok {
@@ -237,10 +223,8 @@ func (c *periodicCheck) validate(jobs []api.Job, assigned []time.Time, created t
 		t := assigned[k]
 		switch {
 		case t.IsZero():
-			if !c.def.CatchUp { // catch-up counted these already
-				r.PeriodicDups++
-				r.problem("periodic %s: job %s (created %s) has no tick of its own: more jobs than ticks up to then, a tick fired twice", name, j.ID, stamp(j.CreatedAt))
-			}
+			r.PeriodicDups++
+			r.problem("periodic %s: job %s (created %s) has no tick of its own: more jobs than ticks up to then, a tick fired twice", name, j.ID, stamp(j.CreatedAt))
 			continue
 		case !c.onSchedule(t, created):
 			r.PeriodicBadTicks++
