@@ -47,10 +47,9 @@ const (
 //     good (the next leader fires only the latest due tick; a later tick
 //     fired first is never followed by an earlier one).
 //
-// Liveness: a window of at least periodicStallLimit in which a due tick
-// did not fire (a run of skipped ticks; a catch-up tick fired that late;
-// the stretch before parking) is a stall if one agreed leader held
-// throughout it.
+// Liveness: a window in which a due tick did not fire (a run of skipped
+// ticks; a catch-up tick fired late; the stretch before parking) is a
+// stall if one agreed leader held for periodicStallLimit inside it.
 func checkPeriodic(r *report, in periodicInput, ref nodeFinal) {
 	if len(in.Defs) == 0 {
 		return
@@ -247,8 +246,8 @@ func (c *periodicCheck) validate(jobs []api.Job, assigned []time.Time, created t
 	}
 }
 
-// liveness counts the stalls: windows of at least periodicStallLimit in
-// which a due tick did not fire while one agreed leader held throughout.
+// liveness counts the stalls: windows in which a due tick did not fire
+// while one agreed leader held for at least periodicStallLimit.
 // It also counts the skipped ticks (no catch-up).
 func (c *periodicCheck) liveness(jobs []api.Job, assigned []time.Time, created, lastTick, parkedAt time.Time) {
 	r, name := c.r, c.def.Name
@@ -300,9 +299,9 @@ func (c *periodicCheck) liveness(jobs []api.Job, assigned []time.Time, created, 
 		}
 	}
 	for _, w := range ws {
-		if ld := steadyLeader(c.leaders, w.from, w.to); ld != "" {
+		if ld, from, to := longestSteady(c.leaders, w.from, w.to); to.Sub(from) >= periodicStallLimit {
 			r.PeriodicStalls++
-			r.problem("periodic %s stalled: %s while %s led throughout", name, w.what, ld)
+			r.problem("periodic %s stalled: %s, while %s led throughout %s-%s", name, w.what, ld, stamp(from), stamp(to))
 		}
 	}
 }
@@ -325,6 +324,27 @@ func steadyLeader(samples []leaderSample, from, to time.Time) string {
 		return ""
 	}
 	return leader
+}
+
+// longestSteady returns the longest stretch of samples in [from, to] that
+// agree on one leader, without a gap between two of them longer than
+// sampleGap (measured from its first sample to its last: conservative).
+func longestSteady(samples []leaderSample, from, to time.Time) (leader string, start, end time.Time) {
+	var cur string
+	var cs, prev time.Time
+	for _, s := range samples {
+		if s.At.Before(from) || s.At.After(to) {
+			continue
+		}
+		if s.Leader == "" || s.Leader != cur || s.At.Sub(prev) > sampleGap {
+			cur, cs = s.Leader, s.At
+		}
+		prev = s.At
+		if cur != "" && prev.Sub(cs) > end.Sub(start) {
+			leader, start, end = cur, cs, prev
+		}
+	}
+	return leader, start, end
 }
 
 func stamp(t time.Time) string { return t.UTC().Format("15:04:05.000") }

@@ -184,7 +184,11 @@ func TestPeriodicCheckCatchesViolations(t *testing.T) {
 		}, func(r report) int { return r.PeriodicBadTicks }, "19 jobs for 20 ticks"},
 		{"long gap with a leader present", func(in *checkInput) {
 			dropJobs(in, "tick-latest", 13, 19)
-		}, func(r report) int { return r.PeriodicStalls }, "periodic tick-latest stalled: no tick fired from 00:00:13.000 to 00:00:20.000 while n2 led"},
+		}, func(r report) int { return r.PeriodicStalls }, "periodic tick-latest stalled: no tick fired from 00:00:13.000 to 00:00:20.000, while n2 led"},
+		{"long gap across an outage, then a steady leader", func(in *checkInput) {
+			in.Periodic.Obs = in.Periodic.Obs[:1]
+			dropJobs(in, "tick-latest", 4, 19)
+		}, func(r report) int { return r.PeriodicStalls }, "no tick fired from 00:00:04.000 to 00:00:20.000, while n2 led throughout 00:00:09.900"},
 		{"catch-up fired late with a leader present", func(in *checkInput) {
 			editJobs(in, func(js []api.Job) []api.Job {
 				// Ticks 13-18 fired one after the other at 00:00:19.
