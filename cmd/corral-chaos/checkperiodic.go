@@ -84,6 +84,7 @@ type periodicCheck struct {
 	fin     api.Periodic
 	leaders []leaderSample
 	sched   cron.Schedule
+	dups    map[int64]bool // ticks counted as fired twice
 }
 
 func (c *periodicCheck) run(jobs []api.Job, in periodicInput) error {
@@ -116,20 +117,33 @@ func (c *periodicCheck) run(jobs []api.Job, in periodicInput) error {
 
 	pins := c.pins(jobs, in.Obs)
 	r.PeriodicPinned += len(pins)
+	assigned := c.assign(jobs, ticks, pins)
+	c.validate(jobs, assigned, created)
 	if c.def.CatchUp {
 		switch {
 		case len(jobs) > len(ticks):
-			r.PeriodicDups += len(jobs) - len(ticks)
+			// Ticks fired twice that were not told apart above.
+			r.PeriodicDups += max(0, len(jobs)-len(ticks)-len(c.dups))
 			r.problem("periodic %s (catch-up): %d jobs for %d ticks up to its last tick %s: a tick fired more than once", name, len(jobs), len(ticks), stamp(lastTick))
 		case len(jobs) < len(ticks):
 			r.PeriodicBadTicks += len(ticks) - len(jobs)
 			r.problem("periodic %s (catch-up): %d jobs for %d ticks up to its last tick %s: a tick passed without its job", name, len(jobs), len(ticks), stamp(lastTick))
 		}
 	}
-	assigned := c.assign(jobs, ticks, pins)
-	c.validate(jobs, assigned, created)
 	c.liveness(jobs, assigned, created, lastTick, in.ParkedAt)
 	return nil
+}
+
+// firedTwice counts tick t as fired twice, once however many ways it was
+// found.
+func (c *periodicCheck) firedTwice(t time.Time) {
+	if c.dups == nil {
+		c.dups = map[int64]bool{}
+	}
+	if !c.dups[t.UnixNano()] {
+		c.dups[t.UnixNano()] = true
+		c.r.PeriodicDups++
+	}
 }
 
 // ticks lists the schedule's ticks in (from, to].
@@ -175,7 +189,10 @@ func (c *periodicCheck) pins(jobs []api.Job, obs []periodicObs) map[string]time.
 			continue
 		}
 		if p, ok := byTick[o.LastTick.UnixNano()]; ok && p.LastJob != o.LastJob {
-			r.PeriodicDups++
+			if c.dups[o.LastTick.UnixNano()] {
+				continue // told already
+			}
+			c.firedTwice(o.LastTick)
 			r.problem("periodic %s: tick %s fired twice: job %s (seen on %s) and job %s (seen on %s)", name, stamp(o.LastTick), p.LastJob, p.Node, o.LastJob, o.Node)
 			continue
 		}
@@ -237,7 +254,7 @@ func (c *periodicCheck) validate(jobs []api.Job, assigned []time.Time, created t
 		}
 		switch prev := assigned[k-1]; {
 		case t.Equal(prev):
-			r.PeriodicDups++
+			c.firedTwice(t)
 			r.problem("periodic %s: tick %s fired twice: jobs %s and %s", name, stamp(t), jobs[k-1].ID, j.ID)
 		case t.Before(prev):
 			r.PeriodicBadTicks++

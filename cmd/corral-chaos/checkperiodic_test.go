@@ -273,3 +273,17 @@ func TestPeriodicGapWithoutLeaderPasses(t *testing.T) {
 		})
 	}
 }
+
+// TestPeriodicDupCountedOnce: a tick fired twice, seen from two nodes and
+// found again by the tick assignment, is one tick fired twice.
+func TestPeriodicDupCountedOnce(t *testing.T) {
+	in := withPeriodic(synthetic())
+	j, e := periodicJob("tick-latest", 99, tickAt(12).Add(300*time.Millisecond))
+	addJob(&in, j, e)
+	for _, node := range []string{"n1", "n2"} {
+		in.Periodic.Obs = append(in.Periodic.Obs, periodicObs{At: tickAt(12).Add(400 * time.Millisecond), Node: node, Name: "tick-latest", LastTick: tickAt(12), LastJob: j.ID})
+	}
+	if r := check(in); r.PeriodicDups != 1 {
+		t.Fatalf("periodic_dups=%d, want 1:\n%s", r.PeriodicDups, strings.Join(r.Problems, "\n"))
+	}
+}
