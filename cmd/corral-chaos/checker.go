@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/corral-dev/corral/daemon/api"
 )
@@ -17,6 +18,8 @@ type checkInput struct {
 	Faults  []faultRecord
 	Effects []effect
 	Nodes   []nodeFinal
+	// Periodic is the periodic part of the workload (none in some tests).
+	Periodic periodicInput
 }
 
 // report counts the violations of each property; Problems explains them.
@@ -32,7 +35,23 @@ type report struct {
 	MinorityAcks   int // writes acknowledged by a node cut off from the quorum
 	Leaders        int // leaders after healing (must be 1)
 	VotersMismatch int // nodes whose voter set is not every node
-	Problems       []string
+	// Periodic jobs (see checkPeriodic): ticks of their schedules up to
+	// the last one fired, jobs fired, ticks skipped (no catch-up: only
+	// while no leader could fire), ticks fired twice, jobs whose tick
+	// breaks the schedule, and stalls (no firing for periodicStallLimit
+	// while one leader held).
+	PeriodicTicks   int
+	PeriodicFired   int
+	PeriodicSkipped int
+	// PeriodicSkippedSteady counts the skipped ticks whose second had one
+	// leader throughout (a slow commit): reported, not a failure.
+	PeriodicSkippedSteady int
+	// PeriodicPinned counts the fired jobs seen with their tick.
+	PeriodicPinned   int
+	PeriodicDups     int
+	PeriodicBadTicks int
+	PeriodicStalls   int
+	Problems         []string
 }
 
 func (r *report) problem(format string, args ...any) {
@@ -45,7 +64,8 @@ func (r *report) problem(format string, args ...any) {
 // ok is the verdict.
 func (r *report) ok() bool {
 	return r.Lost == 0 && r.DupKeys == 0 && r.WrongState == 0 && r.Diverged == 0 && r.Stuck == 0 &&
-		r.StaleResults == 0 && r.StaleReads == 0 && r.MinorityAcks == 0 && r.Leaders == 1 && r.VotersMismatch == 0
+		r.StaleResults == 0 && r.StaleReads == 0 && r.MinorityAcks == 0 && r.Leaders == 1 && r.VotersMismatch == 0 &&
+		r.PeriodicDups == 0 && r.PeriodicBadTicks == 0 && r.PeriodicStalls == 0
 }
 
 // check runs every check of the harness on in.
@@ -64,6 +84,7 @@ func check(in checkInput) report {
 	checkResults(&r, ref.Jobs, in.Effects)
 	checkConvergence(&r, in.Nodes, ref)
 	checkCluster(&r, in.Nodes)
+	checkPeriodic(&r, in.Periodic, ref)
 	for _, j := range ref.Jobs {
 		if !terminal(j.State) {
 			r.Stuck++
@@ -303,6 +324,10 @@ func checkConvergence(r *report, nodes []nodeFinal, ref nodeFinal) {
 				r.problem("diverged: job %s only on %s: %s", id, n.Name, c)
 			}
 		}
+		if mine, theirs := canonicalPeriodics(n.Periodics), canonicalPeriodics(ref.Periodics); mine != theirs {
+			diverged["periodics on "+n.Name] = true
+			r.problem("diverged: periodic jobs on %s: %s; on %s: %s", n.Name, mine, ref.Name, theirs)
+		}
 	}
 	r.Diverged = len(diverged)
 }
@@ -356,6 +381,18 @@ func canonicalJobs(jobs []api.Job) map[string]string {
 	return out
 }
 
+// canonicalPeriodics renders the replicated part of the periodic jobs
+// (next depends on the reader's clock).
+func canonicalPeriodics(ps []api.Periodic) string {
+	var b strings.Builder
+	for _, p := range ps {
+		p.Next = time.Time{}
+		j, _ := json.Marshal(p)
+		b.Write(j)
+	}
+	return b.String()
+}
+
 func allIn(names []string, set map[string]bool) bool {
 	for _, n := range names {
 		if !set[n] {
@@ -395,7 +432,9 @@ func resultLine(r report, faults []faultRecord, kinds []string, seed uint64, net
 			ks = append(ks, k)
 		}
 	}
-	return fmt.Sprintf("RESULT ok=%t acked=%d lost=%d dup_keys=%d wrong_state=%d diverged=%d stuck=%d stale_results=%d leaders=%d voters_mismatch=%d faults=%d kinds=%s seed=%d net=%s stale_reads=%d minority_acks=%d",
+	return fmt.Sprintf("RESULT ok=%t acked=%d lost=%d dup_keys=%d wrong_state=%d diverged=%d stuck=%d stale_results=%d leaders=%d voters_mismatch=%d faults=%d kinds=%s seed=%d net=%s stale_reads=%d minority_acks=%d"+
+		" periodic_ticks=%d periodic_fired=%d periodic_skipped=%d periodic_dups=%d periodic_bad_ticks=%d periodic_stalls=%d",
 		r.ok(), r.Acked, r.Lost, r.DupKeys, r.WrongState, r.Diverged, r.Stuck, r.StaleResults, r.Leaders, r.VotersMismatch,
-		len(faults), strings.Join(ks, ","), seed, net, r.StaleReads, r.MinorityAcks)
+		len(faults), strings.Join(ks, ","), seed, net, r.StaleReads, r.MinorityAcks,
+		r.PeriodicTicks, r.PeriodicFired, r.PeriodicSkipped, r.PeriodicDups, r.PeriodicBadTicks, r.PeriodicStalls)
 }

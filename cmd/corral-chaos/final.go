@@ -29,6 +29,7 @@ type nodeFinal struct {
 	Config    api.RaftConfiguration `json:"config"`
 	Index     uint64                `json:"index"`
 	Jobs      []api.Job             `json:"jobs"`
+	Periodics []api.Periodic        `json:"periodics"`
 }
 
 // settle waits, after every fault is healed, for one leader and the full
@@ -128,8 +129,10 @@ func collectOnce(ctx context.Context, cl *client, agents []*agent) []nodeFinal {
 		rc, ok2 := cl.raftConfig(ctx, a)
 		var list api.JobList
 		_, ok3 := cl.getJSON(ctx, 20*time.Second, a.httpURL+"/v1/jobs", &list)
-		nf.Reachable = ok1 && ok2 && ok3
-		nf.Self, nf.Config, nf.Index, nf.Jobs = s, rc, list.Index, list.Jobs
+		var pl api.PeriodicList
+		_, ok4 := cl.getJSON(ctx, 5*time.Second, a.httpURL+"/v1/periodic", &pl)
+		nf.Reachable = ok1 && ok2 && ok3 && ok4
+		nf.Self, nf.Config, nf.Index, nf.Jobs, nf.Periodics = s, rc, list.Index, list.Jobs, pl.Periodics
 		out[i] = nf
 	}
 	return out

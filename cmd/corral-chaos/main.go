@@ -1,14 +1,15 @@
 // Command corral-chaos is Corral's Jepsen-style verification harness. It
 // starts N real `corral agent` processes, each in its own network
 // namespace on a bridge it creates (or on loopback without root), drives a
-// client workload while injecting faults drawn from a seed (kill -9,
-// SIGSTOP, partitions of several shapes), heals, waits for the cluster to
-// converge, and checks the recorded history against every node's final
-// state and the test plugin's side-effect logs.
+// client workload and two every-second periodic jobs while injecting
+// faults drawn from a seed (kill -9, SIGSTOP, partitions of several
+// shapes), heals, waits for the cluster to converge, and checks the
+// recorded history against every node's final state and the test plugin's
+// side-effect logs, and every fired periodic job against its tick.
 //
 // Progress goes to stderr; stdout gets one line:
 //
-//	RESULT ok=true acked=N lost=N dup_keys=N wrong_state=N diverged=N stuck=N stale_results=N leaders=N voters_mismatch=N faults=N kinds=a,b seed=N net=netns ...
+//	RESULT ok=true acked=N lost=N dup_keys=N wrong_state=N diverged=N stuck=N stale_results=N leaders=N voters_mismatch=N faults=N kinds=a,b seed=N net=netns ... periodic_ticks=N periodic_fired=N periodic_skipped=N periodic_dups=N periodic_bad_ticks=N periodic_stalls=N
 //
 // The exit code is 0 only when ok=true. A failing run keeps its history,
 // fault log, side-effect logs and agent logs and prints their folder.

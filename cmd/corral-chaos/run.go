@@ -99,6 +99,21 @@ func runChaos(ctx context.Context, o options) (line string, ok bool, err error) 
 	nem := &nemesis{agents: agents, net: net, cl: cl, rng: rand.New(rand.NewPCG(o.seed, 0x6e656d)),
 		kinds: kinds, start: start, logf: logf, log: faultLog}
 	wl := &workload{rec: rec, cl: cl, agents: agents, seed: o.seed, logf: logf}
+	pw := &periodicWorkload{cl: cl, agents: agents, logf: logf}
+	if err := pw.apply(ctx); err != nil {
+		return "", false, err
+	}
+	obsCtx, stopObs := context.WithCancel(ctx)
+	obsDone := make(chan struct{})
+	go func() {
+		defer close(obsDone)
+		pw.observe(obsCtx)
+	}()
+	stopObserver := func() {
+		stopObs()
+		<-obsDone
+	}
+	defer stopObserver()
 
 	runCtx, cancel := context.WithTimeout(ctx, o.duration)
 	done := make(chan struct{})
@@ -116,6 +131,10 @@ func runChaos(ctx context.Context, o options) (line string, ok bool, err error) 
 	if err := healAll(net, agents); err != nil {
 		logf("heal: %v", err)
 	}
+	if err := pw.park(ctx); err != nil {
+		logf("%v", err)
+	}
+	stopObserver()
 	settle(ctx, cl, agents, logf)
 	nodes := collect(ctx, cl, agents, logf)
 	effects, err := readEffects(agents)
@@ -125,11 +144,17 @@ func runChaos(ctx context.Context, o options) (line string, ok bool, err error) 
 	if b, err := json.MarshalIndent(nodes, "", "  "); err == nil {
 		_ = os.WriteFile(filepath.Join(dir, "final.json"), b, 0o644)
 	}
-	r := check(checkInput{Ops: rec.history(), Faults: nem.records(), Effects: effects, Nodes: nodes})
+	pin := pw.input()
+	if b, err := json.MarshalIndent(pin, "", "  "); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "periodic.json"), b, 0o644)
+	}
+	r := check(checkInput{Ops: rec.history(), Faults: nem.records(), Effects: effects, Nodes: nodes, Periodic: pin})
 	for _, p := range r.Problems {
 		logf("FAIL %s", p)
 	}
 	logf("%d executions in the side-effect logs; %s", len(effects), summary(rec.history(), effects, reference(nodes).Jobs))
+	logf("periodic: %d ticks up to the last fired, %d jobs fired (%d seen with their tick), %d ticks skipped (%d of them in a second with one leader throughout), %d fired twice, %d off the rules, %d stalls under a steady leader",
+		r.PeriodicTicks, r.PeriodicFired, r.PeriodicPinned, r.PeriodicSkipped, r.PeriodicSkippedSteady, r.PeriodicDups, r.PeriodicBadTicks, r.PeriodicStalls)
 	line = resultLine(r, nem.records(), kinds, o.seed, net.kind())
 	return line, r.ok(), nil
 }
