@@ -3,6 +3,7 @@ package rpc
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -12,17 +13,25 @@ import (
 	"github.com/hashicorp/yamux"
 )
 
-// writeLog is a net.Conn that records each Write it gets.
+// writeLog is a net.Conn that records each Write it gets; while gate is
+// set, a Write waits until the gate is closed.
 type writeLog struct {
 	net.Conn
-	mu     sync.Mutex
-	writes [][]byte
+	mu      sync.Mutex
+	writes  [][]byte
+	gate    chan struct{}
+	entered chan struct{} // gets a value when a Write waits at the gate
 }
 
 func (w *writeLog) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	w.writes = append(w.writes, append([]byte(nil), p...))
+	gate := w.gate
 	w.mu.Unlock()
+	if gate != nil {
+		w.entered <- struct{}{}
+		<-gate
+	}
 	return w.Conn.Write(p)
 }
 
@@ -40,66 +49,109 @@ func yamuxHeader(typ byte, length uint32) []byte {
 	return h
 }
 
-// TestCoalescingConnRules: a data header that announces a body is sent with
-// that body in one Write; a header without a body (window update, ping, an
-// empty data frame) is sent at once.
-func TestCoalescingConnRules(t *testing.T) {
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	got := make(chan []byte, 16)
-	go func() {
-		buf := make([]byte, 1024)
-		for {
-			n, err := b.Read(buf)
-			if err != nil {
-				close(got)
-				return
-			}
-			got <- append([]byte(nil), buf[:n]...)
-		}
-	}()
-	c := coalesce(a)
-	recv := func(what string, want []byte) {
-		t.Helper()
-		select {
-		case p := <-got:
-			if !bytes.Equal(p, want) {
-				t.Fatalf("%s: the peer read %x, want %x in one piece", what, p, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: nothing reached the peer", what)
-		}
-	}
-
-	for _, hdr := range [][]byte{
-		yamuxHeader(1, 1<<16), // window update: length is a delta, no body
-		yamuxHeader(2, 7),     // ping: length is the ping ID
-		yamuxHeader(0, 0),     // data frame without a body (SYN/FIN)
-	} {
-		if n, err := c.Write(hdr); n != len(hdr) || err != nil {
-			t.Fatalf("Write(header type %d) = %d, %v", hdr[1], n, err)
-		}
-		recv("a header without a body", hdr)
-	}
-
-	hdr, body := yamuxHeader(0, 5), []byte("hello")
+// drain reads everything from c into a buffer until c closes.
+func drain(c net.Conn) (*bytes.Buffer, chan struct{}) {
+	var buf bytes.Buffer
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if n, err := c.Write(hdr); n != len(hdr) || err != nil {
-			t.Errorf("Write(data header) = %d, %v", n, err)
-		}
-		if n, err := c.Write(body); n != len(body) || err != nil {
-			t.Errorf("Write(body) = %d, %v", n, err)
-		}
+		_, _ = io.Copy(&buf, c)
 	}()
-	recv("a data frame", append(append([]byte(nil), hdr...), body...))
+	return &buf, done
+}
+
+// TestBatchingConnGathersWritesWhileOneIsInFlight: frames written while
+// the connection is busy with a write go out together in the next one,
+// in order; an idle connection's frame goes out at once.
+func TestBatchingConnGathersWritesWhileOneIsInFlight(t *testing.T) {
+	a, b := net.Pipe()
+	wl := &writeLog{Conn: a, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	c := batch(wl)
+	got, done := drain(b)
+
+	first := yamuxHeader(1, 1<<16) // a window update: no body
+	if _, err := c.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wl.entered: // the flusher is writing it, held at the gate
+	case <-time.After(5 * time.Second):
+		t.Fatal("an idle connection's frame was not written at once")
+	}
+	var want bytes.Buffer
+	want.Write(first)
+	for i := range 10 {
+		body := bytes.Repeat([]byte{byte('a' + i)}, 5)
+		for _, p := range [][]byte{yamuxHeader(0, 5), body} {
+			want.Write(p)
+			if _, err := c.Write(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wl.mu.Lock()
+	gate := wl.gate
+	wl.gate = nil // later writes pass
+	wl.mu.Unlock()
+	close(gate) // release the held one
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
 	<-done
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatalf("the peer read %x, want %x", got.Bytes(), want.Bytes())
+	}
+	if n := len(wl.log()); n != 2 {
+		t.Fatalf("21 frames went out in %d writes, want 2 (the first, then the 20 gathered while it was in flight)", n)
+	}
+}
+
+// TestBatchingConnReportsWriteErrors: once the connection fails, the next
+// Write says so (yamux then ends the session).
+func TestBatchingConnReportsWriteErrors(t *testing.T) {
+	a, b := net.Pipe()
+	c := batch(a)
+	defer c.Close()
+	b.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := c.Write([]byte("x"))
+		if err != nil {
+			if !errors.Is(err, io.ErrClosedPipe) {
+				t.Fatalf("Write after the peer closed = %v, want the pipe's error", err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Write kept succeeding after the connection failed")
+		}
+		time.Sleep(time.Millisecond) // poll: the flusher reports the error asynchronously
+	}
+}
+
+// TestBatchingConnCloseIsBounded: Close returns even when the peer reads
+// nothing and a write is stuck.
+func TestBatchingConnCloseIsBounded(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	c := batch(a)
+	if _, err := c.Write([]byte("nobody reads this")); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hung on a peer that reads nothing")
+	}
+	if _, err := c.Write([]byte("x")); err == nil {
+		t.Fatal("Write after Close succeeded")
+	}
 }
 
 // TestYamuxFrameIsOneWrite: through a real yamux session, a message on a
-// stream reaches the connection as one Write (header and body together),
+// stream reaches the connection in one Write together with its header,
 // and the peer reads it intact.
 func TestYamuxFrameIsOneWrite(t *testing.T) {
 	a, b := net.Pipe()
@@ -107,7 +159,7 @@ func TestYamuxFrameIsOneWrite(t *testing.T) {
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = io.Discard
 	cfg.EnableKeepAlive = false
-	client, err := yamux.Client(coalesce(wl), cfg)
+	client, err := yamux.Client(batch(wl), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,11 +202,14 @@ func TestYamuxFrameIsOneWrite(t *testing.T) {
 	}
 	var framed int
 	for _, w := range wl.log() {
-		if bytes.Contains(w, msg) {
-			framed++
-			if len(w) != yamuxHeaderSize+len(msg) {
-				t.Fatalf("the message went out in a %d-byte write, want header+body = %d", len(w), yamuxHeaderSize+len(msg))
-			}
+		i := bytes.Index(w, msg)
+		if i < 0 {
+			continue
+		}
+		framed++
+		if i < yamuxHeaderSize || w[i-yamuxHeaderSize+1] != yamuxTypeData ||
+			binary.BigEndian.Uint32(w[i-4:i]) != uint32(len(msg)) {
+			t.Fatalf("the message's body went out without its data header before it in the same write")
 		}
 	}
 	if framed != 1 {

@@ -224,7 +224,8 @@ func (p *Pool) connect(ctx context.Context, addr string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	ys, err := yamux.Client(coalesce(conn), p.cfg.yamuxConfig(p.logger, true))
+	conn = batch(conn)
+	ys, err := yamux.Client(conn, p.cfg.yamuxConfig(p.logger, true))
 	if err != nil {
 		conn.Close()
 		return nil, err

@@ -166,8 +166,9 @@ func (s *Server) localSession() (*session, error) {
 	if s.local != nil && !s.local.gone() {
 		return s.local, nil
 	}
-	client, server := net.Pipe()
-	ys, err := yamux.Client(coalesce(client), s.cfg.yamuxConfig(s.logger, false))
+	pipe, server := net.Pipe()
+	client := batch(pipe)
+	ys, err := yamux.Client(client, s.cfg.yamuxConfig(s.logger, false))
 	if err != nil {
 		client.Close()
 		server.Close()
@@ -186,7 +187,8 @@ func (s *Server) localSession() (*session, error) {
 
 // newSession starts a yamux server session on conn.
 func (s *Server) newSession(conn net.Conn, peer string, keepAlive bool) (*session, error) {
-	ys, err := yamux.Server(coalesce(conn), s.cfg.yamuxConfig(s.logger, keepAlive))
+	conn = batch(conn)
+	ys, err := yamux.Server(conn, s.cfg.yamuxConfig(s.logger, keepAlive))
 	if err != nil {
 		conn.Close()
 		return nil, err
