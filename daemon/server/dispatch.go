@@ -255,13 +255,20 @@ func (ss *session) heartbeat(ctx context.Context, leases []queue.LeaseRef) {
 // committed. A rejected (stale) report changes nothing; the worker learns
 // why.
 func (ss *session) report(ctx context.Context, seq uint64, reports []queue.Report) {
+	// The ack frees the slots of the leases this stream knew the worker
+	// held; a report sent again after a reconnect, for a lease the worker
+	// no longer counts, frees nothing on either side.
+	freed := map[string]int{}
 	ss.mu.Lock()
 	for i := range reports {
 		reports[i].Node = ss.node // a worker reports only for itself
 		boundReport(&reports[i], ss.srv.cfg.MaxResultBytes)
-		if ss.held[reports[i].ID] == reports[i].Token {
+		if token, ok := ss.held[reports[i].ID]; ok && token == reports[i].Token {
 			delete(ss.held, reports[i].ID)
 			delete(ss.aborted, reports[i].ID)
+			if j, ok := ss.srv.store.Get(reports[i].ID); ok {
+				freed[j.Plugin]++
+			}
 		}
 	}
 	ss.mu.Unlock()
@@ -282,12 +289,6 @@ func (ss *session) report(ctx context.Context, seq uint64, reports []queue.Repor
 	// The ack frees the batch's slots on the worker: count them as credit
 	// now (the worker counts them the same way), so the next claim need
 	// not wait for the worker to announce them.
-	freed := map[string]int{}
-	for _, r := range reports {
-		if j, ok := ss.srv.store.Get(r.ID); ok {
-			freed[j.Plugin]++
-		}
-	}
 	ss.send(ctx, d)
 	ss.credits.release(freed)
 }

@@ -21,13 +21,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-const (
-	// pluginRecheck is how often the worker notices a plugin that became
-	// ready or unavailable (a restart) and announces its slots again.
-	pluginRecheck = 250 * time.Millisecond
-	// maxReportBatch caps the reports of one message.
-	maxReportBatch = rpc.MaxReportsPerMessage
-)
+// maxReportBatch caps the reports of one message.
+const maxReportBatch = rpc.MaxReportsPerMessage
+
+// pluginRecheck is how often the worker notices a plugin that became
+// ready or unavailable (a restart) and announces its slots again (a
+// variable: tests announce far more often, to meet every interleaving).
+var pluginRecheck = 250 * time.Millisecond
 
 // Plugins is what the worker needs from the plugin host.
 type Plugins interface {
@@ -215,8 +215,7 @@ func (w *Worker) session(ctx context.Context, st Stream, restarted bool) (welcom
 		w.unsent = append(w.unsent, f.report)
 	}
 	w.mu.Unlock()
-	s.countLeases(first.Leases)
-	w.handle(&first)
+	s.receive(&first)
 	errc := make(chan error, 1)
 	go func() {
 		for {
@@ -225,8 +224,7 @@ func (w *Worker) session(ctx context.Context, st Stream, restarted bool) (welcom
 				errc <- err
 				return
 			}
-			s.countLeases(d.Leases)
-			w.handle(&d)
+			s.receive(&d)
 			if d.Acked != 0 {
 				s.acked(d.Acked, d.Rejected)
 			}
@@ -248,13 +246,20 @@ type stream struct {
 	last     *rpc.Credit // last credit announced
 }
 
-// countLeases counts received leases for the credit announcements.
-func (s *stream) countLeases(leases []rpc.Lease) {
+// receive handles a message from the leader and counts its leases for the
+// credit announcements. Counting and starting are one step under s.mu, as
+// are freeing slots and counting them in acked, so an announcement
+// (sendCredit, also under s.mu) never counts a lease in Seen without its
+// slot in Free, or a freed slot in Free without it in Released: either
+// would make the leader grant more leases than there are slots, and the
+// extra ones fail with "no free plugin slot".
+func (s *stream) receive(d *rpc.Down) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, l := range leases {
+	for _, l := range d.Leases {
 		s.seen[l.Plugin]++
 	}
+	s.w.handle(d)
 }
 
 // acked ends an acknowledged report batch: its slots are free.
@@ -270,12 +275,11 @@ func (s *stream) acked(seq uint64, rejected []string) {
 			s.w.logger.Info("report rejected", "job", batch[i].ID, "token", batch[i].Token, "reason", e)
 		}
 	}
-	freed := s.w.release(batch)
 	s.mu.Lock()
-	for p, n := range freed {
+	defer s.mu.Unlock()
+	for p, n := range s.w.release(batch) {
 		s.released[p] += uint64(n)
 	}
-	s.mu.Unlock()
 }
 
 // send is the stream's writer: reports, heartbeats and credit, until the
@@ -349,8 +353,8 @@ func (s *stream) sendReports() error {
 // announcement, so leases arriving need no announcement, only slots that
 // free up (or a plugin that goes away or comes back) do.
 func (s *stream) sendCredit() error {
-	free := s.w.freeSlots()
 	s.mu.Lock()
+	free := s.w.freeSlots()
 	if s.last != nil && s.estimateHolds(free) {
 		s.mu.Unlock()
 		return nil
