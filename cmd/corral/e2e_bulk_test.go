@@ -162,17 +162,11 @@ func TestBulkRetryThousandFailedJobs(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &list) != nil {
 		t.Fatalf("job list -limit 0: exit %d, %q", code, stderr)
 	}
-	// Every job ran a second attempt. echo succeeds on it; a job whose
-	// second attempt met trouble outside the plugin's control (a plugin
-	// restarted under load) may have failed again, but not as its first
-	// attempt did.
+	// Every job ran a second attempt, and echo succeeds on it.
 	seen := map[string]bool{}
 	for _, j := range list.Jobs {
-		if j.Attempt != 2 || seen[j.ID] || (j.State != "succeeded" && (j.State != "failed" || strings.Contains(j.Error, "failing attempt"))) {
-			t.Fatalf("job %s: %s after %d attempts, error %q (listed before: %v); want it run again on attempt 2", j.ID, j.State, j.Attempt, j.Error, seen[j.ID])
-		}
-		if j.State == "failed" {
-			t.Logf("job %s failed its second attempt: %s", j.ID, j.Error)
+		if j.Attempt != 2 || seen[j.ID] || j.State != "succeeded" {
+			t.Fatalf("job %s: %s after %d attempts, error %q (listed before: %v); want it succeeded on attempt 2", j.ID, j.State, j.Attempt, j.Error, seen[j.ID])
 		}
 		seen[j.ID] = true
 	}
