@@ -272,23 +272,42 @@ func (ss *session) report(ctx context.Context, seq uint64, reports []queue.Repor
 		}
 	}
 	ss.mu.Unlock()
-	res, _, err := ss.srv.applier.Apply(ctx, &queue.Complete{Reports: reports})
-	if err = firstErr(err, res.Err); err != nil {
+	// The slots the batch frees are refilled in the same raft entry: a
+	// claim for them rides behind the Complete (one commit per slot
+	// cycle instead of two). The claim loop cannot grant these slots
+	// twice: they reach its credit only with the release below, after
+	// this claim's leases are counted as sent.
+	cmds := []queue.Command{&queue.Complete{Reports: reports}}
+	if slots := ss.credits.refill(freed); len(slots) > 0 && ss.srv.store.Claimable(ss.tags, slots) {
+		cmds = append(cmds, &queue.Claim{Node: ss.node, Tags: ss.tags, Slots: slots, LeaseTTL: ss.srv.cfg.LeaseTTL})
+	}
+	results, _, err := ss.srv.applier.ApplyAll(ctx, cmds)
+	if err == nil {
+		err = results[0].Err
+	}
+	if err != nil {
 		// Not acknowledged: the stream ends and the worker sends the batch
-		// again on its next one (most likely to the next leader).
+		// again on its next one (most likely to the next leader). A claim
+		// that was applied all the same has leases the FSM knows: they
+		// are handed over on the next stream or expire.
 		ss.srv.logger.Debug("reports not applied; ending the stream", "node", ss.node, "error", err)
 		ss.cancel()
 		return
 	}
 	d := &rpc.Down{Acked: seq, Rejected: make([]string, len(reports))}
-	for i, e := range res.Reports {
+	for i, e := range results[0].Reports {
 		if e != nil && i < len(d.Rejected) {
 			d.Rejected[i] = e.Error()
 		}
 	}
-	// The ack frees the batch's slots on the worker: count them as credit
-	// now (the worker counts them the same way), so the next claim need
-	// not wait for the worker to announce them.
+	if len(results) > 1 {
+		if results[1].Err != nil {
+			ss.srv.logger.Debug("claim with reports not applied", "node", ss.node, "error", results[1].Err)
+		}
+		// The worker takes the ack before the leases of the same message,
+		// so the slots are free when they arrive.
+		d.Leases = ss.lease(results[1].Leases)
+	}
 	ss.send(ctx, d)
 	ss.credits.release(freed)
 }
@@ -377,15 +396,24 @@ func (ss *session) grant(ctx context.Context, leases []queue.Lease) {
 	if len(leases) == 0 {
 		return
 	}
+	ss.send(ctx, &rpc.Down{Leases: ss.lease(leases)})
+}
+
+// lease records granted leases as held by the worker and sent against its
+// credit, and returns them as the worker sees them.
+func (ss *session) lease(leases []queue.Lease) []rpc.Lease {
+	if len(leases) == 0 {
+		return nil
+	}
 	out := make([]rpc.Lease, len(leases))
 	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	for i, l := range leases {
 		out[i] = leaseOf(l.Job)
 		ss.held[l.Job.ID] = l.Token
 		ss.credits.granted(l.Job.Plugin)
 	}
-	ss.mu.Unlock()
-	ss.send(ctx, &rpc.Down{Leases: out})
+	return out
 }
 
 // pushAborts tells the worker at once to stop leases whose job was
@@ -500,6 +528,21 @@ func (c *credits) add(out map[string]int, p string) {
 	if n := int64(max(c.free[p], 0)) - int64(unseen) + int64(uncounted); n > 0 {
 		out[p] = int(n)
 	}
+}
+
+// refill returns the slots of freed that can take new leases: those of
+// plugins the worker's last announcement lists (a plugin it no longer has
+// gets none).
+func (c *credits) refill(freed map[string]int) map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for p, n := range freed {
+		if _, ok := c.free[p]; ok && n > 0 {
+			out[p] = n
+		}
+	}
+	return out
 }
 
 // granted counts one lease sent for plugin.

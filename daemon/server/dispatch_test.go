@@ -295,3 +295,41 @@ func TestDispatchHandsOverLeasesThatNeverArrived(t *testing.T) {
 		t.Fatalf("welcome leases %+v, want the one lease the worker did not know (%s)", welcome.Leases, ids[1])
 	}
 }
+
+// TestDispatchRefillsFreedSlotsInTheReportsEntry: with more jobs queued
+// than the worker has slots, the slots a report batch frees are leased in
+// the same raft entry as the batch's Complete, and the leases travel in
+// the ack; the worker's credit is not granted twice.
+func TestDispatchRefillsFreedSlotsInTheReportsEntry(t *testing.T) {
+	s := testServer(t)
+	ids := submit(t, s, queue.Spec{Plugin: "p"}, queue.Spec{Plugin: "p"}, queue.Spec{Plugin: "p"}, queue.Spec{Plugin: "p"}, queue.Spec{Plugin: "p"})
+	w, _ := dispatch(t, s, &rpc.Hello{Node: "w1"})
+	w.up <- &rpc.Up{Credit: &rpc.Credit{Free: map[string]int{"p": 2}}}
+	var got []rpc.Lease
+	for len(got) < 2 {
+		got = append(got, w.expect(t, "leases", func(d *rpc.Down) bool { return len(d.Leases) > 0 }).Leases...)
+	}
+	before := s.raft.LastIndex()
+	w.up <- &rpc.Up{Seq: 1, Reports: []queue.Report{
+		{ID: got[0].ID, Token: got[0].Token, Outcome: queue.OutcomeSucceeded},
+		{ID: got[1].ID, Token: got[1].Token, Outcome: queue.OutcomeSucceeded},
+	}}
+	ack := w.expect(t, "ack", func(d *rpc.Down) bool { return d.Acked != 0 })
+	if ack.Acked != 1 || len(ack.Leases) != 2 || ack.Leases[0].ID != ids[2] || ack.Leases[1].ID != ids[3] {
+		t.Fatalf("ack %+v, want seq 1 carrying the leases of the next two jobs", ack)
+	}
+	j2, _ := s.store.Get(ids[2])
+	j0, _ := s.store.Get(ids[0])
+	if j0.State != queue.StateSucceeded || j2.State != queue.StateRunning {
+		t.Fatalf("after the report: %s and %s, want succeeded and running", j0.State, j2.State)
+	}
+	if after := s.raft.LastIndex(); after != before+1 {
+		t.Fatalf("report and refill took raft entries %d..%d, want one", before+1, after)
+	}
+	// The two slots are taken again: the fifth job waits.
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if j, _ := s.store.Get(ids[4]); j.State != queue.StateQueued {
+			t.Fatalf("fifth job is %s: a worker with 2 slots got a third lease", j.State)
+		}
+	}
+}

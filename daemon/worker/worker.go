@@ -224,10 +224,12 @@ func (w *Worker) session(ctx context.Context, st Stream, restarted bool) (welcom
 				errc <- err
 				return
 			}
-			s.receive(&d)
+			// The ack first: it frees the slots that leases in the same
+			// message were granted for.
 			if d.Acked != 0 {
 				s.acked(d.Acked, d.Rejected)
 			}
+			s.receive(&d)
 		}
 	}()
 	return true, s.send(ctx, errc)
@@ -396,7 +398,8 @@ func (s *stream) estimateHolds(free map[string]int) bool {
 	return true
 }
 
-// freeSlots returns the free slots of each ready plugin.
+// freeSlots returns the free slots of each ready plugin (0 when all are
+// taken).
 func (w *Worker) freeSlots() map[string]int {
 	out := map[string]int{}
 	statuses := w.plugins.Plugins()
@@ -406,9 +409,9 @@ func (w *Worker) freeSlots() map[string]int {
 		if p.Status != host.StateReady {
 			continue
 		}
-		if n := p.Concurrency - w.perPlug[p.Name]; n > 0 {
-			out[p.Name] = n
-		}
+		// A ready plugin is listed even with no free slot: the leader
+		// refills the slots an ack frees only for plugins listed here.
+		out[p.Name] = max(p.Concurrency-w.perPlug[p.Name], 0)
 	}
 	return out
 }
