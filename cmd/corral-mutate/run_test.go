@@ -165,3 +165,36 @@ func TestParseList(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckedInListMatchesTheCode: every mutant of the checked-in list
+// names a file whose text holds its snippet exactly once, so a refactor
+// that moves a rule's code fails here, in CI, instead of turning the
+// mutant INVALID in the next (slow) mutation run.
+func TestCheckedInListMatchesTheCode(t *testing.T) {
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(root, "cmd", "corral-mutate", "mutants.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mutants, err := parseList(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mutants) < 100 {
+		t.Fatalf("the checked-in list has %d mutants, want the whole list (at least 100)", len(mutants))
+	}
+	for _, m := range mutants {
+		src, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(m.File)))
+		if err != nil {
+			t.Errorf("line %d (%s): %v", m.Line, m.Rule, err)
+			continue
+		}
+		if n := strings.Count(string(src), m.From); n != 1 {
+			t.Errorf("line %d (%s): the snippet occurs %d times in %s, want once (the code moved: update the list)", m.Line, m.Rule, n, m.File)
+		}
+	}
+}
