@@ -1,7 +1,6 @@
 package command
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -43,13 +42,9 @@ func (c *JobPlanCommand) Run(args []string) int {
 	if err != nil {
 		return ExitError
 	}
-	req, err := jf.request(&c.Meta, pos)
-	var ue usageErr
-	switch {
-	case errors.As(err, &ue):
-		return c.usageError(c.Help(), "%s", ue)
-	case err != nil:
-		return c.fail(err)
+	req, code, ok := jf.request(&c.Meta, c.Help(), pos)
+	if !ok {
+		return code
 	}
 	client, err := c.client()
 	if err != nil {

@@ -84,22 +84,27 @@ func (f *jobFlags) register(fs *flag.FlagSet) {
 }
 
 // request builds the job from the parsed flags and the positional
-// arguments PLUGIN [PAYLOAD]. A usage problem is returned as a usageErr.
-func (f *jobFlags) request(m *Meta, pos []string) (api.JobRequest, error) {
-	req := f.req
+// arguments PLUGIN [PAYLOAD]. A problem is reported on m's stderr (a usage
+// problem as one line with the pointer to help) and ok is false: the
+// command exits with code.
+func (f *jobFlags) request(m *Meta, help string, pos []string) (req api.JobRequest, code int, ok bool) {
+	req = f.req
+	usage := func(format string, args ...any) (api.JobRequest, int, bool) {
+		return req, m.usageError(help, format, args...), false
+	}
 	if len(pos) < 1 || len(pos) > 2 {
-		return req, usageErr(fmt.Sprintf("expected PLUGIN and an optional PAYLOAD, got %d arguments", len(pos)))
+		return usage("expected PLUGIN and an optional PAYLOAD, got %d arguments", len(pos))
 	}
 	if f.delay != 0 && f.at != "" {
-		return req, usageErr("-delay and -at both set a start time; use one")
+		return usage("-delay and -at both set a start time; use one")
 	}
 	if f.delay < 0 || f.timeout < 0 || f.uniqueFor < 0 {
-		return req, usageErr("durations must not be negative")
+		return usage("durations must not be negative")
 	}
 	if f.at != "" {
 		t, err := time.Parse(time.RFC3339, f.at)
 		if err != nil {
-			return req, usageErr(fmt.Sprintf("-at=%q: want an RFC 3339 time such as 2030-01-02T15:04:05Z", f.at))
+			return usage("-at=%q: want an RFC 3339 time such as 2030-01-02T15:04:05Z", f.at)
 		}
 		req.RunAt = &t
 	}
@@ -114,18 +119,12 @@ func (f *jobFlags) request(m *Meta, pos []string) (api.JobRequest, error) {
 	if len(pos) == 2 {
 		payload, err := readPayload(m, pos[1])
 		if err != nil {
-			return req, err
+			return req, m.fail(err), false
 		}
 		req.Payload = payload
 	}
-	return req, nil
+	return req, 0, true
 }
-
-// usageErr is a problem with the command line (reported with the help
-// pointer), as opposed to one with what it names.
-type usageErr string
-
-func (e usageErr) Error() string { return string(e) }
 
 // Run implements cli.Command.
 func (c *JobSubmitCommand) Run(args []string) int {
@@ -145,13 +144,9 @@ func (c *JobSubmitCommand) Run(args []string) int {
 	if waitLimit < 0 {
 		return c.usageError(c.Help(), "durations must not be negative")
 	}
-	req, err := jf.request(&c.Meta, pos)
-	var ue usageErr
-	switch {
-	case errors.As(err, &ue):
-		return c.usageError(c.Help(), "%s", ue)
-	case err != nil:
-		return c.fail(err)
+	req, code, ok := jf.request(&c.Meta, c.Help(), pos)
+	if !ok {
+		return code
 	}
 
 	client, err := c.client()
