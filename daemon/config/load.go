@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -155,7 +157,7 @@ func decodeFile(body hcl.Body, c *Config) hcl.Diagnostics {
 		{Type: "queue", LabelNames: []string{"name"}},
 		{Type: "periodic", LabelNames: []string{"name"}},
 	}
-	for _, name := range sortedKeys(single) {
+	for _, name := range slices.Sorted(maps.Keys(single)) {
 		blocks = append(blocks, hcl.BlockHeaderSchema{Type: name})
 	}
 
@@ -195,7 +197,7 @@ func decodeFile(body hcl.Body, c *Config) hcl.Diagnostics {
 // block in messages ("" at top level).
 func decodeAttrs(body hcl.Body, where string, attrs map[string]setter, blocks []hcl.BlockHeaderSchema) (*hcl.BodyContent, hcl.Diagnostics) {
 	schema := &hcl.BodySchema{Blocks: blocks}
-	for _, name := range sortedKeys(attrs) {
+	for _, name := range slices.Sorted(maps.Keys(attrs)) {
 		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: name})
 	}
 	content, diags := body.Content(schema)
@@ -395,15 +397,6 @@ func blockName(b *hcl.Block) string {
 		return fmt.Sprintf("%q", b.Type)
 	}
 	return fmt.Sprintf("%s %q", b.Type, strings.Join(b.Labels, " "))
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // sortedAttrs orders attributes by source position so the first error

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/corral-dev/corral/queue"
@@ -102,7 +104,7 @@ func payloadAttr(p *[]byte) setter {
 
 // validatePeriodics checks every periodic block with the FSM's own rules.
 func (v *validator) validatePeriodics(c *Config) {
-	for _, name := range sortedKeys(c.Periodics) {
+	for _, name := range slices.Sorted(maps.Keys(c.Periodics)) {
 		qp, err := c.Periodics[name].QueuePeriodic(name)
 		if err == nil {
 			err = queue.ValidatePeriodic(&qp)

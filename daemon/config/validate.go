@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"time"
 )
@@ -122,7 +124,7 @@ func (c *Config) Validate() error {
 		v.addf("tls.cluster = %q: must be a non-empty name without dots or spaces", t.Cluster)
 	}
 
-	for _, k := range sortedKeys(c.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(c.Tags)) {
 		if k == "" {
 			v.addf(`tags: a tag name must not be empty`)
 		}
@@ -134,7 +136,7 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	for _, name := range sortedKeys(c.Plugins) {
+	for _, name := range slices.Sorted(maps.Keys(c.Plugins)) {
 		p := c.Plugins[name]
 		if name == "" {
 			v.addf(`plugin "": a plugin name must not be empty`)
@@ -152,7 +154,7 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	for _, name := range sortedKeys(c.Queues) {
+	for _, name := range slices.Sorted(maps.Keys(c.Queues)) {
 		q := c.Queues[name]
 		if name == "" {
 			v.addf(`queue "": a queue name must not be empty`)
