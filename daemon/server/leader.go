@@ -138,16 +138,24 @@ func (s *Server) runReaper(ctx context.Context) {
 		if !due.IsZero() {
 			wait = max(due.Sub(now), minTickGap)
 		}
-		timer := time.NewTimer(min(wait, idleTick))
-		select {
-		case <-timer.C:
-		case <-changed:
-		case <-ctx.Done():
-			timer.Stop()
+		if !sleep(ctx, min(wait, idleTick), changed) {
 			return
 		}
-		timer.Stop()
 	}
+}
+
+// sleep waits for d to pass or changed to fire; it returns false once ctx
+// ends.
+func sleep(ctx context.Context, d time.Duration, changed <-chan struct{}) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-changed:
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // tick applies one ExpireLeases and one Purge (the applier packs them into

@@ -64,15 +64,9 @@ func (s *Server) runPeriodic(ctx context.Context) {
 			// A tick is due once the clock reaches it.
 			wait = min(max(time.Until(next)+time.Millisecond, time.Millisecond), idleTick)
 		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-timer.C:
-		case <-changed:
-		case <-ctx.Done():
-			timer.Stop()
+		if !sleep(ctx, wait, changed) {
 			return
 		}
-		timer.Stop()
 	}
 }
 
