@@ -340,9 +340,7 @@ func (a *applier) submit(batch []*applyReq) {
 
 // drain fails requests still queued when the applier stops.
 func (a *applier) drain() {
-	for _, r := range a.parked.takeAll() {
-		r.done <- applyDone{err: ErrNotLeader}
-	}
+	failAll(a.parked.takeAll(), ErrNotLeader)
 	for {
 		select {
 		case r := <-a.reqs:
