@@ -194,12 +194,13 @@ func (p *Pool) dial(e *poolEntry) {
 	sess, err := p.connect(ctx, e.addr)
 
 	p.mu.Lock()
+	var orphan *session // dialed for an entry dropped meanwhile
 	if err == nil && p.conns[e.addr] != e {
 		err = errDropped
 		if p.closed {
 			err = fmt.Errorf("pool %w", ErrClosed)
 		}
-		sess.closeFor(err)
+		orphan = sess
 	}
 	if err != nil {
 		e.err = fmt.Errorf("dial: %w", unreachable(err))
@@ -213,6 +214,11 @@ func (p *Pool) dial(e *poolEntry) {
 	}
 	close(e.ready)
 	p.mu.Unlock()
+	if orphan != nil {
+		// Closed outside p.mu: closing flushes the connection (up to a
+		// second against a peer that reads nothing).
+		orphan.closeFor(err)
+	}
 	if err != nil {
 		p.logger.Debug("rpc dial failed", "peer", e.addr, "error", err)
 	}

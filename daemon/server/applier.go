@@ -183,16 +183,21 @@ func (a *applier) Apply(ctx context.Context, cmd queue.Command) (queue.Result, u
 	}
 	// Once handed over the command may be committed; wait for the outcome
 	// even if ctx ends, so "acknowledged" always means "committed".
-	var d applyDone
+	d := a.wait(req)
+	return d.result, d.index, d.err
+}
+
+// wait returns the outcome of a request handed over to the loop.
+func (a *applier) wait(req *applyReq) applyDone {
 	select {
-	case d = <-req.done:
+	case d := <-req.done:
+		return d
 	case <-a.stopped:
 		// The loop is gone: answer whatever is still queued (maybe this
 		// request); a request already in an entry is answered by raft.
 		a.drain()
-		d = <-req.done
+		return <-req.done
 	}
-	return d.result, d.index, d.err
 }
 
 // ApplyAll replicates several commands at once (a follower's forwarded
@@ -224,13 +229,7 @@ handover:
 	var index uint64
 	var failed error
 	for i, req := range reqs {
-		var d applyDone
-		select {
-		case d = <-req.done:
-		case <-a.stopped:
-			a.drain()
-			d = <-req.done
-		}
+		d := a.wait(req)
 		if d.err != nil {
 			results[i] = queue.Result{Err: d.err}
 			failed = firstErr(failed, d.err)
@@ -341,9 +340,7 @@ func (a *applier) submit(batch []*applyReq) {
 
 // drain fails requests still queued when the applier stops.
 func (a *applier) drain() {
-	for _, r := range a.parked.takeAll() {
-		r.done <- applyDone{err: ErrNotLeader}
-	}
+	failAll(a.parked.takeAll(), ErrNotLeader)
 	for {
 		select {
 		case r := <-a.reqs:

@@ -108,14 +108,32 @@ func (s *Server) syncQueueConfig(ctx context.Context) {
 	for _, q := range s.store.Queues() {
 		current[q.Name] = q.Config
 	}
+	var cmds []queue.Command
+	var names []string
 	for name, want := range s.cfg.Queues {
 		cur, ok := current[name]
 		if ok && cur.MaxAttempts == want.MaxAttempts && cur.Concurrency == want.Concurrency && cur.Retention == want.Retention {
 			continue
 		}
-		cmd := &queue.SetQueue{Name: name, Fields: queue.FieldMaxAttempts | queue.FieldConcurrency | queue.FieldRetention, Config: want}
-		if res, _, err := s.applier.Apply(ctx, cmd); err != nil || res.Err != nil {
-			s.logger.Warn("cannot apply queue config", "queue", name, "error", firstErr(err, res.Err))
+		cmds = append(cmds, &queue.SetQueue{Name: name, Fields: queue.FieldMaxAttempts | queue.FieldConcurrency | queue.FieldRetention, Config: want})
+		names = append(names, name)
+	}
+	s.applyConfig(ctx, cmds, names, "cannot apply queue config", "queue")
+}
+
+// applyConfig replicates the commands a sync found missing in one group
+// commit and logs, with msg and key=names[i], each one that fails.
+func (s *Server) applyConfig(ctx context.Context, cmds []queue.Command, names []string, msg, key string) {
+	if len(cmds) == 0 {
+		return
+	}
+	results, _, err := s.applier.ApplyAll(ctx, cmds)
+	for i, name := range names {
+		if results != nil {
+			err = results[i].Err
+		}
+		if err != nil {
+			s.logger.Warn(msg, key, name, "error", err)
 		}
 	}
 }
@@ -138,16 +156,24 @@ func (s *Server) runReaper(ctx context.Context) {
 		if !due.IsZero() {
 			wait = max(due.Sub(now), minTickGap)
 		}
-		timer := time.NewTimer(min(wait, idleTick))
-		select {
-		case <-timer.C:
-		case <-changed:
-		case <-ctx.Done():
-			timer.Stop()
+		if !sleep(ctx, min(wait, idleTick), changed) {
 			return
 		}
-		timer.Stop()
 	}
+}
+
+// sleep waits for d to pass or changed to fire; it returns false once ctx
+// ends.
+func sleep(ctx context.Context, d time.Duration, changed <-chan struct{}) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-changed:
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // tick applies one ExpireLeases and one Purge (the applier packs them into

@@ -16,15 +16,17 @@ const periodicRetry = time.Second
 // syncPeriodics replicates the periodic blocks of this node's config where
 // the FSM differs. Periodic jobs made through the API are left alone.
 func (s *Server) syncPeriodics(ctx context.Context) {
+	var cmds []queue.Command
+	var names []string
 	for _, want := range s.cfg.Periodics {
 		want.Job.Queue = cmpOr(want.Job.Queue, queue.DefaultQueue)
 		if cur, ok := s.store.Periodic(want.Name); ok && cur.Periodic.Equal(&want) {
 			continue
 		}
-		if res, _, err := s.applier.Apply(ctx, &queue.SetPeriodic{Periodic: want}); err != nil || res.Err != nil {
-			s.logger.Warn("cannot apply periodic job config", "periodic", want.Name, "error", firstErr(err, res.Err))
-		}
+		cmds = append(cmds, &queue.SetPeriodic{Periodic: want})
+		names = append(names, want.Name)
 	}
+	s.applyConfig(ctx, cmds, names, "cannot apply periodic job config", "periodic")
 }
 
 func cmpOr(s, def string) string {
@@ -64,15 +66,9 @@ func (s *Server) runPeriodic(ctx context.Context) {
 			// A tick is due once the clock reaches it.
 			wait = min(max(time.Until(next)+time.Millisecond, time.Millisecond), idleTick)
 		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-timer.C:
-		case <-changed:
-		case <-ctx.Done():
-			timer.Stop()
+		if !sleep(ctx, wait, changed) {
 			return
 		}
-		timer.Stop()
 	}
 }
 

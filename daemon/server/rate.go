@@ -16,12 +16,14 @@ func (s *Server) syncQueueRates(ctx context.Context) {
 			current[q.Name] = q.Rate.Rate
 		}
 	}
+	var cmds []queue.Command
+	var names []string
 	for name, want := range s.cfg.Rates {
 		if current[name] == want {
 			continue
 		}
-		if res, _, err := s.applier.Apply(ctx, &queue.SetQueueRate{Name: name, Rate: want}); err != nil || res.Err != nil {
-			s.logger.Warn("cannot apply queue rate limit", "queue", name, "error", firstErr(err, res.Err))
-		}
+		cmds = append(cmds, &queue.SetQueueRate{Name: name, Rate: want})
+		names = append(names, name)
 	}
+	s.applyConfig(ctx, cmds, names, "cannot apply queue rate limit", "queue")
 }

@@ -269,6 +269,9 @@ func (s *stream) acked(seq uint64, rejected []string) {
 	s.mu.Lock()
 	batch := s.inflight[seq]
 	delete(s.inflight, seq)
+	for p, n := range s.w.release(batch) {
+		s.released[p] += uint64(n)
+	}
 	s.mu.Unlock()
 	for i, e := range rejected {
 		if e != "" && i < len(batch) {
@@ -276,11 +279,6 @@ func (s *stream) acked(seq uint64, rejected []string) {
 			// fencing token kept a stale attempt from overwriting.
 			s.w.logger.Info("report rejected", "job", batch[i].ID, "token", batch[i].Token, "reason", e)
 		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for p, n := range s.w.release(batch) {
-		s.released[p] += uint64(n)
 	}
 }
 
