@@ -412,6 +412,13 @@ func (ss *session) lease(leases []queue.Lease) []rpc.Lease {
 		out[i] = leaseOf(l.Job)
 		ss.held[l.Job.ID] = l.Token
 		ss.credits.granted(l.Job.Plugin)
+		// A cancel (or a newer lease) that committed after the claim may
+		// already have been checked against held without this lease:
+		// have the next pushAborts look again, so the abort goes out at
+		// once rather than with a heartbeat.
+		if j, ok := ss.srv.store.Get(l.Job.ID); !ok || j.Token != l.Token || j.CancelRequested {
+			ss.checkedAll = false
+		}
 	}
 	return out
 }
