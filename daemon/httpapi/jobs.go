@@ -63,13 +63,7 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		spec, err := specFromRequest(&reqs[i], now)
 		spec.DependsOn = parents[i]
 		if err == nil {
-			err = queue.CheckBounds(&spec)
-		}
-		if err == nil {
-			err = h.checkLimits(&spec)
-		}
-		if err == nil {
-			err = queue.ValidateSpec(&spec)
+			err = h.checkSpec(&spec)
 		}
 		if err != nil {
 			if batch {
@@ -142,6 +136,18 @@ func submitWait(r *http.Request) (time.Duration, error) {
 		return 0, badRequest("wait=%q: must be a duration such as 30s", ws)
 	}
 	return min(wait, maxBlockingWait), nil
+}
+
+// checkSpec runs every check a job submitted or planned must pass: the
+// queue's bounds, this node's size limits and the spec's own validity.
+func (h *API) checkSpec(spec *queue.Spec) error {
+	if err := queue.CheckBounds(spec); err != nil {
+		return err
+	}
+	if err := h.checkLimits(spec); err != nil {
+		return err
+	}
+	return queue.ValidateSpec(spec)
 }
 
 // checkLimits enforces the node's size limits on a spec.

@@ -40,13 +40,7 @@ func (h *API) handlePlan(w http.ResponseWriter, r *http.Request) {
 	now := time.Now().UTC()
 	spec, err := specFromRequest(&body.JobRequest, now)
 	if err == nil {
-		err = queue.CheckBounds(&spec)
-	}
-	if err == nil {
-		err = h.checkLimits(&spec)
-	}
-	if err == nil {
-		err = queue.ValidateSpec(&spec)
+		err = h.checkSpec(&spec)
 	}
 	if err != nil {
 		writeError(w, err)
