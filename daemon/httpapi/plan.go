@@ -3,6 +3,7 @@ package httpapi
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -130,7 +131,7 @@ func queueReasons(q queue.QueueInfo, ahead int, now time.Time) []string {
 // all are met).
 func unmetConstraints(tags, constraints map[string]string) string {
 	var out []string
-	for _, k := range sortedKeys(constraints) {
+	for _, k := range slices.Sorted(maps.Keys(constraints)) {
 		want := constraints[k]
 		switch have, ok := tags[k]; {
 		case !ok:
