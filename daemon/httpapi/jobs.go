@@ -189,43 +189,38 @@ func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	var job *queue.Job
+	var index uint64
 	if consistent {
 		if blocking {
 			writeError(w, badRequest("?consistent=true does not take ?index=: use a blocking read without it"))
 			return
 		}
-		job, index, err := h.writer.ReadJob(r.Context(), id)
-		if err != nil {
+		if job, index, err = h.writer.ReadJob(r.Context(), id); err != nil {
 			writeError(w, err)
 			return
 		}
-		if job == nil {
-			writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
-			return
+	} else {
+		job, ok = h.store.Get(id)
+		if blocking && !ok {
+			waitFor(r.Context(), h.store, min(wait, missingWait), func() bool {
+				job, ok = h.store.Get(id)
+				return ok
+			})
 		}
-		if !h.check(w, authz, permQueueRead(job.Queue)) {
-			return
+		if blocking && ok && job.Index <= minIndex {
+			waitFor(r.Context(), h.store, wait, func() bool {
+				job, ok = h.store.Get(id)
+				return !ok || job.Index > minIndex
+			})
 		}
-		out := toAPIJob(job)
-		out.Children = h.store.Children(job.ID)
-		h.annotate(r.Context(), job, &out)
-		writeJSON(w, http.StatusOK, out, index)
-		return
+		if ok {
+			index = job.Index
+		} else {
+			job = nil
+		}
 	}
-	job, ok := h.store.Get(id)
-	if blocking && !ok {
-		waitFor(r.Context(), h.store, min(wait, missingWait), func() bool {
-			job, ok = h.store.Get(id)
-			return ok
-		})
-	}
-	if blocking && ok && job.Index <= minIndex {
-		waitFor(r.Context(), h.store, wait, func() bool {
-			job, ok = h.store.Get(id)
-			return !ok || job.Index > minIndex
-		})
-	}
-	if !ok {
+	if job == nil {
 		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
 		return
 	}
@@ -235,7 +230,7 @@ func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	out := toAPIJob(job)
 	out.Children = h.store.Children(job.ID)
 	h.annotate(r.Context(), job, &out)
-	writeJSON(w, http.StatusOK, out, job.Index)
+	writeJSON(w, http.StatusOK, out, index)
 }
 
 // handleListJobs serves GET /v1/jobs?queue=&state=&plugin=&search=&since=
