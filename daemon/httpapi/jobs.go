@@ -421,12 +421,12 @@ func (h *API) handleQueues(w http.ResponseWriter, r *http.Request) {
 func (h *API) handlePause(paused bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		if !queue.ValidQueueName(name) {
-			writeError(w, badRequest("queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", truncate(name, queue.MaxQueueName), queue.MaxQueueName))
+		if err := checkQueueName(name); err != nil {
+			writeError(w, err)
 			return
 		}
 		if !h.queueExists(name) {
-			writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("queue %s not found: queues exist once a job was submitted to them or a queue block names them (see corral queue list)", name)})
+			writeError(w, queueNotFound(name))
 			return
 		}
 		cmd := &queue.SetQueue{Name: name, Fields: queue.FieldPaused, Config: queue.QueueConfig{Paused: paused}}
@@ -440,6 +440,20 @@ func (h *API) handlePause(paused bool) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"name": name, "paused": paused}, index)
 	}
+}
+
+// checkQueueName rejects (400) a queue name in a path that no queue can
+// have.
+func checkQueueName(name string) error {
+	if !queue.ValidQueueName(name) {
+		return badRequest("queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", truncate(name, queue.MaxQueueName), queue.MaxQueueName)
+	}
+	return nil
+}
+
+// queueNotFound is the 404 of a queue the local replica does not know.
+func queueNotFound(name string) error {
+	return &httpError{code: http.StatusNotFound, err: fmt.Errorf("queue %s not found: queues exist once a job was submitted to them or a queue block names them (see corral queue list)", name)}
 }
 
 // queueExists reports whether the local replica knows the queue.
