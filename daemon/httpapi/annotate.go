@@ -27,10 +27,7 @@ func (h *API) annotate(ctx context.Context, j *queue.Job, out *api.Job) {
 
 // waitingReason explains a queued job that no node can take.
 func (h *API) waitingReason(j *queue.Job) string {
-	for _, q := range h.store.Queues() {
-		if q.Name != j.Queue {
-			continue
-		}
+	if q, ok := h.queueInfo(j.Queue); ok {
 		if q.Config.Paused {
 			return fmt.Sprintf("queue %q is paused (corral queue resume %s)", j.Queue, j.Queue)
 		}

@@ -458,12 +458,18 @@ func queueNotFound(name string) error {
 
 // queueExists reports whether the local replica knows the queue.
 func (h *API) queueExists(name string) bool {
+	_, ok := h.queueInfo(name)
+	return ok
+}
+
+// queueInfo returns the local replica's view of one queue.
+func (h *API) queueInfo(name string) (queue.QueueInfo, bool) {
 	for _, q := range h.store.Queues() {
 		if q.Name == name {
-			return true
+			return q, true
 		}
 	}
-	return false
+	return queue.QueueInfo{}, false
 }
 
 // truncate shortens s to n bytes for an error message.

@@ -63,10 +63,8 @@ func (h *API) plan(spec *queue.Spec, now time.Time) api.Plan {
 		out.Reasons = append(out.Reasons, fmt.Sprintf("the job is delayed until %s (in %s)", spec.RunAt.Format(time.RFC3339), roundWait(spec.RunAt.Sub(now))))
 	}
 	out.Ahead, out.AheadSamePlugin = h.store.QueuedAhead(qname, spec.Plugin, spec.Priority)
-	for _, q := range h.store.Queues() {
-		if q.Name == qname {
-			out.Reasons = append(out.Reasons, queueReasons(q, out.Ahead, now)...)
-		}
+	if q, ok := h.queueInfo(qname); ok {
+		out.Reasons = append(out.Reasons, queueReasons(q, out.Ahead, now)...)
 	}
 
 	nodes := h.cluster.Nodes()
