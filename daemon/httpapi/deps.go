@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"cmp"
 	"fmt"
 	"net/http"
 	"strings"
@@ -60,7 +59,7 @@ func resolveDeps(reqs []api.JobRequest, ids []string) ([][]string, error) {
 	if cyc := queue.FindCycle(edges); cyc != nil {
 		labels := make([]string, len(cyc))
 		for k, i := range cyc {
-			labels[k] = cmp.Or(reqs[i].Name, fmt.Sprintf("jobs[%d]", i))
+			labels[k] = reqs[i].Name // only a named job can be depended on
 		}
 		return nil, badRequest("depends_on has a cycle: %s: a job cannot wait for itself; remove one of these dependencies", strings.Join(labels, " -> "))
 	}
