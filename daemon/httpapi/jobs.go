@@ -127,15 +127,7 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 // submitWait reads a submit's ?wait=D (0 when absent), capped like a
 // blocking query's wait.
 func submitWait(r *http.Request) (time.Duration, error) {
-	ws := r.URL.Query().Get("wait")
-	if ws == "" {
-		return 0, nil
-	}
-	wait, err := time.ParseDuration(ws)
-	if err != nil || wait < 0 {
-		return 0, badRequest("wait=%q: must be a duration such as 30s", ws)
-	}
-	return min(wait, maxBlockingWait), nil
+	return parseWait(r.URL.Query().Get("wait"), 0)
 }
 
 // checkSpec runs every check a job submitted or planned must pass: the
