@@ -213,7 +213,7 @@ func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if job == nil {
-		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
+		writeError(w, jobNotFound(id))
 		return
 	}
 	if !h.check(w, authz, permQueueRead(job.Queue)) {
@@ -350,7 +350,7 @@ func (h *API) applyJobCommand(w http.ResponseWriter, r *http.Request, cmd queue.
 			})
 		}
 		if !found {
-			writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
+			writeError(w, jobNotFound(id))
 			return
 		}
 		if !h.check(w, authz, permQueueWrite(job.Queue)) {
@@ -441,6 +441,11 @@ func checkQueueName(name string) error {
 		return badRequest("queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", truncate(name, queue.MaxQueueName), queue.MaxQueueName)
 	}
 	return nil
+}
+
+// jobNotFound is the 404 of an unknown job.
+func jobNotFound(id string) error {
+	return &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)}
 }
 
 // queueNotFound is the 404 of a queue the local replica does not know.
