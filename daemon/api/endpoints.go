@@ -78,18 +78,7 @@ func (c *Client) WaitJob(ctx context.Context, id string, index uint64, wait time
 
 // Jobs lists jobs (GET /v1/jobs), filtered by queue and state when set.
 func (c *Client) Jobs(ctx context.Context, queue, state string) (*JobList, error) {
-	q := url.Values{}
-	if queue != "" {
-		q.Set("queue", queue)
-	}
-	if state != "" {
-		q.Set("state", state)
-	}
-	var out JobList
-	if _, err := c.call(ctx, request{method: http.MethodGet, path: "/v1/jobs", query: q}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return c.JobsPage(ctx, JobQuery{Queue: queue, State: state})
 }
 
 // JobsPage reads one page of jobs (GET /v1/jobs) selected by q; pass the

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -26,10 +27,7 @@ func (h *API) annotate(ctx context.Context, j *queue.Job, out *api.Job) {
 
 // waitingReason explains a queued job that no node can take.
 func (h *API) waitingReason(j *queue.Job) string {
-	for _, q := range h.store.Queues() {
-		if q.Name != j.Queue {
-			continue
-		}
+	if q, ok := h.queueInfo(j.Queue); ok {
 		if q.Config.Paused {
 			return fmt.Sprintf("queue %q is paused (corral queue resume %s)", j.Queue, j.Queue)
 		}
@@ -67,7 +65,7 @@ func matches(tags, constraints map[string]string) bool {
 
 func formatTags(m map[string]string) string {
 	parts := make([]string, 0, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, k+"="+m[k])
 	}
 	return strings.Join(parts, ",")

@@ -139,8 +139,8 @@ func (h *API) checkQueuesWrite(w http.ResponseWriter, authz *acl.Authorizer, nam
 // many it holds.
 func (h *API) handleDeleteQueue(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !queue.ValidQueueName(name) {
-		writeError(w, badRequest("queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", truncate(name, queue.MaxQueueName), queue.MaxQueueName))
+	if err := checkQueueName(name); err != nil {
+		writeError(w, err)
 		return
 	}
 	res, index, err := h.writer.Write(r.Context(), &queue.DeleteQueue{Name: name})

@@ -59,18 +59,11 @@ func resolveDeps(reqs []api.JobRequest, ids []string) ([][]string, error) {
 	if cyc := queue.FindCycle(edges); cyc != nil {
 		labels := make([]string, len(cyc))
 		for k, i := range cyc {
-			labels[k] = cmpOr(reqs[i].Name, fmt.Sprintf("jobs[%d]", i))
+			labels[k] = reqs[i].Name // only a named job can be depended on
 		}
 		return nil, badRequest("depends_on has a cycle: %s: a job cannot wait for itself; remove one of these dependencies", strings.Join(labels, " -> "))
 	}
 	return parents, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // hasDeps reports whether any job has parents.

@@ -63,13 +63,7 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		spec, err := specFromRequest(&reqs[i], now)
 		spec.DependsOn = parents[i]
 		if err == nil {
-			err = queue.CheckBounds(&spec)
-		}
-		if err == nil {
-			err = h.checkLimits(&spec)
-		}
-		if err == nil {
-			err = queue.ValidateSpec(&spec)
+			err = h.checkSpec(&spec)
 		}
 		if err != nil {
 			if batch {
@@ -133,15 +127,19 @@ func (h *API) handleSubmit(w http.ResponseWriter, r *http.Request) {
 // submitWait reads a submit's ?wait=D (0 when absent), capped like a
 // blocking query's wait.
 func submitWait(r *http.Request) (time.Duration, error) {
-	ws := r.URL.Query().Get("wait")
-	if ws == "" {
-		return 0, nil
+	return parseWait(r.URL.Query().Get("wait"), 0)
+}
+
+// checkSpec runs every check a job submitted or planned must pass: the
+// queue's bounds, this node's size limits and the spec's own validity.
+func (h *API) checkSpec(spec *queue.Spec) error {
+	if err := queue.CheckBounds(spec); err != nil {
+		return err
 	}
-	wait, err := time.ParseDuration(ws)
-	if err != nil || wait < 0 {
-		return 0, badRequest("wait=%q: must be a duration such as 30s", ws)
+	if err := h.checkLimits(spec); err != nil {
+		return err
 	}
-	return min(wait, maxBlockingWait), nil
+	return queue.ValidateSpec(spec)
 }
 
 // checkLimits enforces the node's size limits on a spec.
@@ -183,44 +181,39 @@ func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	var job *queue.Job
+	var index uint64
 	if consistent {
 		if blocking {
 			writeError(w, badRequest("?consistent=true does not take ?index=: use a blocking read without it"))
 			return
 		}
-		job, index, err := h.writer.ReadJob(r.Context(), id)
-		if err != nil {
+		if job, index, err = h.writer.ReadJob(r.Context(), id); err != nil {
 			writeError(w, err)
 			return
 		}
-		if job == nil {
-			writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
-			return
+	} else {
+		job, ok = h.store.Get(id)
+		if blocking && !ok {
+			waitFor(r.Context(), h.store, min(wait, missingWait), func() bool {
+				job, ok = h.store.Get(id)
+				return ok
+			})
 		}
-		if !h.check(w, authz, permQueueRead(job.Queue)) {
-			return
+		if blocking && ok && job.Index <= minIndex {
+			waitFor(r.Context(), h.store, wait, func() bool {
+				job, ok = h.store.Get(id)
+				return !ok || job.Index > minIndex
+			})
 		}
-		out := toAPIJob(job)
-		out.Children = h.store.Children(job.ID)
-		h.annotate(r.Context(), job, &out)
-		writeJSON(w, http.StatusOK, out, index)
-		return
+		if ok {
+			index = job.Index
+		} else {
+			job = nil
+		}
 	}
-	job, ok := h.store.Get(id)
-	if blocking && !ok {
-		waitFor(r.Context(), h.store, min(wait, missingWait), func() bool {
-			job, ok = h.store.Get(id)
-			return ok
-		})
-	}
-	if blocking && ok && job.Index <= minIndex {
-		waitFor(r.Context(), h.store, wait, func() bool {
-			job, ok = h.store.Get(id)
-			return !ok || job.Index > minIndex
-		})
-	}
-	if !ok {
-		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
+	if job == nil {
+		writeError(w, jobNotFound(id))
 		return
 	}
 	if !h.check(w, authz, permQueueRead(job.Queue)) {
@@ -229,7 +222,7 @@ func (h *API) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	out := toAPIJob(job)
 	out.Children = h.store.Children(job.ID)
 	h.annotate(r.Context(), job, &out)
-	writeJSON(w, http.StatusOK, out, job.Index)
+	writeJSON(w, http.StatusOK, out, index)
 }
 
 // handleListJobs serves GET /v1/jobs?queue=&state=&plugin=&search=&since=
@@ -357,7 +350,7 @@ func (h *API) applyJobCommand(w http.ResponseWriter, r *http.Request, cmd queue.
 			})
 		}
 		if !found {
-			writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
+			writeError(w, jobNotFound(id))
 			return
 		}
 		if !h.check(w, authz, permQueueWrite(job.Queue)) {
@@ -420,12 +413,12 @@ func (h *API) handleQueues(w http.ResponseWriter, r *http.Request) {
 func (h *API) handlePause(paused bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		if !queue.ValidQueueName(name) {
-			writeError(w, badRequest("queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", truncate(name, queue.MaxQueueName), queue.MaxQueueName))
+		if err := checkQueueName(name); err != nil {
+			writeError(w, err)
 			return
 		}
 		if !h.queueExists(name) {
-			writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("queue %s not found: queues exist once a job was submitted to them or a queue block names them (see corral queue list)", name)})
+			writeError(w, queueNotFound(name))
 			return
 		}
 		cmd := &queue.SetQueue{Name: name, Fields: queue.FieldPaused, Config: queue.QueueConfig{Paused: paused}}
@@ -441,14 +434,39 @@ func (h *API) handlePause(paused bool) http.HandlerFunc {
 	}
 }
 
+// checkQueueName rejects (400) a queue name in a path that no queue can
+// have.
+func checkQueueName(name string) error {
+	if !queue.ValidQueueName(name) {
+		return badRequest("queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", truncate(name, queue.MaxQueueName), queue.MaxQueueName)
+	}
+	return nil
+}
+
+// jobNotFound is the 404 of an unknown job.
+func jobNotFound(id string) error {
+	return &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)}
+}
+
+// queueNotFound is the 404 of a queue the local replica does not know.
+func queueNotFound(name string) error {
+	return &httpError{code: http.StatusNotFound, err: fmt.Errorf("queue %s not found: queues exist once a job was submitted to them or a queue block names them (see corral queue list)", name)}
+}
+
 // queueExists reports whether the local replica knows the queue.
 func (h *API) queueExists(name string) bool {
+	_, ok := h.queueInfo(name)
+	return ok
+}
+
+// queueInfo returns the local replica's view of one queue.
+func (h *API) queueInfo(name string) (queue.QueueInfo, bool) {
 	for _, q := range h.store.Queues() {
 		if q.Name == name {
-			return true
+			return q, true
 		}
 	}
-	return false
+	return queue.QueueInfo{}, false
 }
 
 // truncate shortens s to n bytes for an error message.

@@ -27,7 +27,7 @@ func (h *API) handleLogs(w http.ResponseWriter, r *http.Request) {
 	follow := r.URL.Query().Get("follow") == "true" || r.URL.Query().Get("follow") == "1"
 	job, ok := h.store.Get(id)
 	if !ok {
-		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("job %s not found", id)})
+		writeError(w, jobNotFound(id))
 		return
 	}
 	if !h.check(w, authz, permQueueRead(job.Queue)) {

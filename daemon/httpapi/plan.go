@@ -3,6 +3,7 @@ package httpapi
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -40,13 +41,7 @@ func (h *API) handlePlan(w http.ResponseWriter, r *http.Request) {
 	now := time.Now().UTC()
 	spec, err := specFromRequest(&body.JobRequest, now)
 	if err == nil {
-		err = queue.CheckBounds(&spec)
-	}
-	if err == nil {
-		err = h.checkLimits(&spec)
-	}
-	if err == nil {
-		err = queue.ValidateSpec(&spec)
+		err = h.checkSpec(&spec)
 	}
 	if err != nil {
 		writeError(w, err)
@@ -68,10 +63,8 @@ func (h *API) plan(spec *queue.Spec, now time.Time) api.Plan {
 		out.Reasons = append(out.Reasons, fmt.Sprintf("the job is delayed until %s (in %s)", spec.RunAt.Format(time.RFC3339), roundWait(spec.RunAt.Sub(now))))
 	}
 	out.Ahead, out.AheadSamePlugin = h.store.QueuedAhead(qname, spec.Plugin, spec.Priority)
-	for _, q := range h.store.Queues() {
-		if q.Name == qname {
-			out.Reasons = append(out.Reasons, queueReasons(q, out.Ahead, now)...)
-		}
+	if q, ok := h.queueInfo(qname); ok {
+		out.Reasons = append(out.Reasons, queueReasons(q, out.Ahead, now)...)
 	}
 
 	nodes := h.cluster.Nodes()
@@ -136,7 +129,7 @@ func queueReasons(q queue.QueueInfo, ahead int, now time.Time) []string {
 // all are met).
 func unmetConstraints(tags, constraints map[string]string) string {
 	var out []string
-	for _, k := range sortedKeys(constraints) {
+	for _, k := range slices.Sorted(maps.Keys(constraints)) {
 		want := constraints[k]
 		switch have, ok := tags[k]; {
 		case !ok:

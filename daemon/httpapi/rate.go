@@ -14,8 +14,8 @@ import (
 // remove a queue's rate limit.
 func (h *API) handleQueueRate(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !queue.ValidQueueName(name) {
-		writeError(w, badRequest("queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", truncate(name, queue.MaxQueueName), queue.MaxQueueName))
+	if err := checkQueueName(name); err != nil {
+		writeError(w, err)
 		return
 	}
 	var body api.QueueRate
@@ -39,7 +39,7 @@ func (h *API) handleQueueRate(w http.ResponseWriter, r *http.Request) {
 		rate.Burst = max(body.Burst, 1)
 	}
 	if !h.queueExists(name) {
-		writeError(w, &httpError{code: http.StatusNotFound, err: fmt.Errorf("queue %s not found: queues exist once a job was submitted to them or a queue block names them (see corral queue list)", name)})
+		writeError(w, queueNotFound(name))
 		return
 	}
 	res, index, err := h.writer.Write(r.Context(), &queue.SetQueueRate{Name: name, Rate: rate})

@@ -133,17 +133,22 @@ func blockingQuery(r *http.Request) (minIndex uint64, wait time.Duration, ok boo
 	if err != nil {
 		return 0, 0, false, badRequest("index=%q: must be a non-negative integer", s)
 	}
-	wait = defaultBlockingWait
-	if ws := q.Get("wait"); ws != "" {
-		wait, err = time.ParseDuration(ws)
-		if err != nil || wait < 0 {
-			return 0, 0, false, badRequest("wait=%q: must be a duration such as 30s", ws)
-		}
-	}
-	if wait > maxBlockingWait {
-		wait = maxBlockingWait
+	if wait, err = parseWait(q.Get("wait"), defaultBlockingWait); err != nil {
+		return 0, 0, false, err
 	}
 	return minIndex, wait, true, nil
+}
+
+// parseWait reads a ?wait=D (def when absent), capped at maxBlockingWait.
+func parseWait(ws string, def time.Duration) (time.Duration, error) {
+	if ws == "" {
+		return min(def, maxBlockingWait), nil
+	}
+	wait, err := time.ParseDuration(ws)
+	if err != nil || wait < 0 {
+		return 0, badRequest("wait=%q: must be a duration such as 30s", ws)
+	}
+	return min(wait, maxBlockingWait), nil
 }
 
 // waitFor blocks until ready returns true (checked on every store change),

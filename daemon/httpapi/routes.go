@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
-	"sort"
 	"strconv"
 	"time"
 
@@ -175,14 +174,4 @@ func (h *API) handlePlugins(w http.ResponseWriter, r *http.Request) {
 		out.Plugins = []api.Plugin{}
 	}
 	writeJSON(w, http.StatusOK, out, 0)
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

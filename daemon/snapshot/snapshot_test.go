@@ -1,8 +1,14 @@
 package snapshot
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/corral-dev/corral/queue"
@@ -24,23 +30,54 @@ func TestVerifyRefusesBadState(t *testing.T) {
 		name  string
 		meta  Meta
 		state []byte
-		ok    bool
+		want  string // "" when the archive is good
 	}{
-		{"good", Meta{Format: FormatVersion, Size: int64(len(good)), Version: 1}, good, true},
-		{"damaged state", Meta{Format: FormatVersion, Size: int64(len(damaged)), Version: 1}, damaged, false},
-		{"future format", Meta{Format: FormatVersion + 1, Size: int64(len(good)), Version: 1}, good, false},
+		{"good", Meta{Format: FormatVersion, Size: int64(len(good)), Version: 1}, good, ""},
+		{"damaged state", Meta{Format: FormatVersion, Size: int64(len(damaged)), Version: 1}, damaged, "queue state"},
+		{"future format", Meta{Format: FormatVersion + 1, Size: int64(len(good)), Version: 1}, good, "archive format"},
+		{"wrong size", Meta{Format: FormatVersion, Size: int64(len(good)) + 1, Version: 1}, good, "meta.json says"},
 	}
 	for _, c := range cases {
-		var archive bytes.Buffer
-		if err := write(&archive, c.meta, bytes.NewReader(c.state)); err != nil {
-			t.Fatalf("%s: write: %v", c.name, err)
-		}
-		_, err := Inspect(&archive)
-		if c.ok && err != nil {
+		archive := writeUnchecked(t, c.meta, c.state)
+		_, err := Inspect(archive)
+		if c.want == "" && err != nil {
 			t.Errorf("%s: %v", c.name, err)
 		}
-		if !c.ok && !errors.Is(err, ErrBadArchive) {
-			t.Errorf("%s: got %v, want ErrBadArchive", c.name, err)
+		if c.want != "" && (!errors.Is(err, ErrBadArchive) || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: got %v, want ErrBadArchive saying %q", c.name, err, c.want)
 		}
 	}
+}
+
+// writeUnchecked writes an archive like write, with valid checksums, but
+// with meta.json as given even when its size is not state's.
+func writeUnchecked(t *testing.T, meta Meta, state []byte) *bytes.Buffer {
+	t.Helper()
+	var archive bytes.Buffer
+	if meta.Size == int64(len(state)) {
+		if err := write(&archive, meta, bytes.NewReader(state)); err != nil {
+			t.Fatal(err)
+		}
+		return &archive
+	}
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz := gzip.NewWriter(&archive)
+	tw := tar.NewWriter(gz)
+	ms, ss := sha256.Sum256(mb), sha256.Sum256(state)
+	sums := fmt.Sprintf("%x  meta.json\n%x  state.bin\n", ms, ss)
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{"meta.json", mb}, {"state.bin", state}, {"SHA256SUMS", []byte(sums)}} {
+		if err := addFile(tw, f.name, int64(len(f.b)), bytes.NewReader(f.b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := errors.Join(tw.Close(), gz.Close()); err != nil {
+		t.Fatal(err)
+	}
+	return &archive
 }

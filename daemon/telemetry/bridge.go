@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -63,12 +64,11 @@ type bridgeFamily struct {
 }
 
 type bridgeSeries struct {
-	values  []string
-	value   float64 // gauge value or counter total
-	count   uint64
-	sum     float64
-	buckets []uint64 // cumulative counts per upper bound, filled at collect
-	obs     []uint64 // per-bucket (non-cumulative) counts
+	values []string
+	value  float64 // gauge value or counter total
+	count  uint64
+	sum    float64
+	obs    []uint64 // per-bucket (non-cumulative) counts
 }
 
 var _ metrics.MetricSink = (*Bridge)(nil)
@@ -199,7 +199,7 @@ func (b *Bridge) record(name string, kind bridgeKind, key []string, labels []met
 		f = &bridgeFamily{kind: kind, series: map[string]*bridgeSeries{},
 			help: "go-metrics " + strings.Join(key, ".") + " (bridged)"}
 		for _, l := range labels {
-			if ln := labelName(l.Name); ln != "" && !contains(f.labels, ln) {
+			if ln := labelName(l.Name); ln != "" && !slices.Contains(f.labels, ln) {
 				f.labels = append(f.labels, ln)
 			}
 		}
@@ -334,13 +334,4 @@ func labelName(s string) string {
 		return ""
 	}
 	return n
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
-		}
-	}
-	return false
 }

@@ -61,9 +61,14 @@ func TestBridgeNames(t *testing.T) {
 		}
 	}
 	for _, mf := range mfs {
-		if mf.GetName() == "corral_raft_commit_time_seconds" {
+		switch mf.GetName() {
+		case "corral_raft_commit_time_seconds":
 			if s := mf.GetMetric()[0].GetHistogram().GetSampleSum(); s != 0.25 {
 				t.Errorf("commit time sum %v s, want 0.25 (250 ms)", s)
+			}
+		case "corral_raft_state_leader":
+			if v := mf.GetMetric()[0].GetGauge().GetValue(); v != 1 {
+				t.Errorf("leader gauge %v, want 1", v)
 			}
 		}
 	}
