@@ -4,6 +4,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 )
@@ -348,4 +349,14 @@ type ReloadResult struct {
 	// NeedRestart names changed options that take effect only after an
 	// agent restart.
 	NeedRestart []string `json:"need_restart"`
+}
+
+// JSONString encodes s as a JSON string without HTML escaping (& < > stay
+// as written): how a payload or result that is not JSON is shown.
+func JSONString(s string) json.RawMessage {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // cannot fail for a string
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }

@@ -1,7 +1,6 @@
 package command
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -226,7 +225,7 @@ func payloadJSON(b []byte) (json.RawMessage, error) {
 	if strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[") {
 		return nil, jsonPayloadError(trimmed)
 	}
-	return jsonString(string(b)), nil
+	return api.JSONString(string(b)), nil
 }
 
 // jsonPayloadError describes where a JSON payload breaks: the byte offset,
@@ -263,16 +262,6 @@ func (f *kvFlag) Set(s string) error {
 	}
 	(*f)[k] = v
 	return nil
-}
-
-// jsonString encodes s as a JSON string without HTML escaping (& < > stay
-// as written).
-func jsonString(s string) json.RawMessage {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // cannot fail for a string
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // idsFlag collects comma-separated job IDs of a repeatable flag.

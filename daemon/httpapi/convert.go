@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"time"
 
@@ -70,7 +69,7 @@ func displayBytes(b []byte) json.RawMessage {
 	if json.Valid(b) {
 		return json.RawMessage(b)
 	}
-	return jsonString(string(b))
+	return api.JSONString(string(b))
 }
 
 // toAPIJob converts a stored job for the API.
@@ -113,14 +112,4 @@ func toAPIJob(j *queue.Job) api.Job {
 		}
 	}
 	return out
-}
-
-// jsonString encodes s as a JSON string without HTML escaping (& < > stay
-// as written).
-func jsonString(s string) json.RawMessage {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // cannot fail for a string
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
