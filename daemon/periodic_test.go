@@ -94,14 +94,7 @@ func TestPeriodicAPI(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{Nodes: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var follower *testcluster.Node
-	leader := c.Leader()
-	for _, n := range c.Nodes {
-		if n != leader {
-			follower = n
-			break
-		}
-	}
+	follower := c.Follower()
 	if _, err := follower.Client.ApplyPeriodic(ctx, "bad", api.PeriodicRequest{Cron: "every day", Job: api.JobRequest{Plugin: "echo"}}); err == nil {
 		t.Fatal("a bad cron spec was accepted")
 	}
