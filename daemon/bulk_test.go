@@ -15,17 +15,6 @@ import (
 	"github.com/corral-dev/corral/queue"
 )
 
-// followerOf returns a node of c that does not lead.
-func followerOf(c *testcluster.Cluster) *testcluster.Node {
-	leader := c.Leader()
-	for _, n := range c.Nodes {
-		if n != leader {
-			return n
-		}
-	}
-	return nil
-}
-
 // submitN submits n jobs of plugin to queue in one batch and returns
 // their IDs.
 func submitN(t *testing.T, cl *api.Client, queue, plugin string, n int) []string {
@@ -48,7 +37,7 @@ func TestBulkAPI(t *testing.T) {
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	f := followerOf(c)
+	f := c.Follower()
 	store := c.Leader().Agent.Store()
 
 	// Writes of the cluster's start (the config's queue) settle first.

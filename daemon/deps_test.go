@@ -22,14 +22,7 @@ func TestDependenciesThroughAFollower(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Builtins: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	leader := c.Leader()
-	var follower *testcluster.Node
-	for _, n := range c.Nodes {
-		if n != leader {
-			follower = n
-			break
-		}
-	}
+	follower := c.Follower()
 	fail := json.RawMessage(`{"fail_attempts": 1}`)
 	sub, err := follower.Client.SubmitBatch(ctx, []api.JobRequest{
 		{Name: "bad", Plugin: "echo", Payload: fail, MaxAttempts: 1},

@@ -62,6 +62,9 @@ func TestSubmitLimits(t *testing.T) {
 		if _, err := n.Client.Submit(ctx, api.JobRequest{Plugin: "idle-single", Payload: atLimit}); err != nil {
 			t.Fatalf("payload at the limit: %v", err)
 		}
+		if got := jobsOf("idle-single"); len(got) != 1 {
+			t.Fatalf("after the submit at the limit: %d jobs, want 1", len(got))
+		}
 	})
 
 	t.Run("a batch with one invalid job changes nothing", func(t *testing.T) {

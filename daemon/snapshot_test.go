@@ -25,16 +25,6 @@ func stateOf(n *testcluster.Node) (map[string]*queue.Job, []queue.QueueInfo) {
 	return jobs, n.Agent.Store().Queues()
 }
 
-func follower(c *testcluster.Cluster) *testcluster.Node {
-	l := c.Leader()
-	for _, n := range c.Nodes {
-		if n != l {
-			return n
-		}
-	}
-	return l
-}
-
 // retrying calls f until it succeeds or a minute passes: test clusters run
 // with short raft timeouts, so under -race a leader change can cut a call
 // short. Every retried call here is idempotent (unique keys, restores).
@@ -107,7 +97,7 @@ func TestSnapshotSaveRestore(t *testing.T) {
 
 	var archive []byte
 	retrying(t, "save through a follower", func() error {
-		rc, err := follower(src).Client.SnapshotSave(ctx)
+		rc, err := src.Follower().Client.SnapshotSave(ctx)
 		if err != nil {
 			return err
 		}
@@ -133,7 +123,7 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	truncated := archive[:len(archive)*2/3]
 	for name, bad := range map[string][]byte{"corrupt": corrupt, "truncated": truncated, "empty": nil} {
 		retrying(t, "restore of a "+name+" file", func() error {
-			err := follower(dst).Client.SnapshotRestore(ctx, bytes.NewReader(bad))
+			err := dst.Follower().Client.SnapshotRestore(ctx, bytes.NewReader(bad))
 			var se *api.StatusError
 			if !errors.As(err, &se) || se.Code != 400 {
 				if err == nil {
@@ -154,7 +144,7 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	}
 
 	retrying(t, "restore through a follower", func() error {
-		return follower(dst).Client.SnapshotRestore(ctx, bytes.NewReader(archive))
+		return dst.Follower().Client.SnapshotRestore(ctx, bytes.NewReader(archive))
 	})
 	for _, n := range dst.Nodes {
 		var diff string

@@ -69,12 +69,7 @@ func TestCheckerPassesAGoodHistory(t *testing.T) {
 // TestCheckerCatchesViolations: each synthetic history breaks one promise;
 // the checker must fail every one of them, on the right count.
 func TestCheckerCatchesViolations(t *testing.T) {
-	cases := []struct {
-		name    string
-		mutate  func(in *checkInput)
-		counter func(r report) int
-		want    string
-	}{
+	cases := []violation{
 		{"lost acknowledged job", func(in *checkInput) {
 			for i := range in.Nodes {
 				in.Nodes[i].Jobs = in.Nodes[i].Jobs[1:] // J1 gone everywhere
@@ -146,9 +141,25 @@ func TestCheckerCatchesViolations(t *testing.T) {
 			in.Nodes[1].Config.Servers[2].Voter = false
 		}, func(r report) int { return r.VotersMismatch }, "voters: n2"},
 	}
+	runViolations(t, synthetic, cases)
+}
+
+// violation is a history that breaks one promise: mutate breaks it,
+// counter is the report count it must raise, want a phrase of the problem.
+type violation struct {
+	name    string
+	mutate  func(in *checkInput)
+	counter func(r report) int
+	want    string
+}
+
+// runViolations checks that the checker fails each case's history, on the
+// right count, and explains it.
+func runViolations(t *testing.T, base func() checkInput, cases []violation) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			in := synthetic()
+			in := base()
 			tc.mutate(&in)
 			r := check(in)
 			if r.ok() {

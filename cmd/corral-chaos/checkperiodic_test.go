@@ -148,12 +148,7 @@ func TestPeriodicCheckPassesAGoodRun(t *testing.T) {
 // TestPeriodicCheckCatchesViolations: each history breaks one rule of
 // periodic jobs; the checker must fail every one, on the right count.
 func TestPeriodicCheckCatchesViolations(t *testing.T) {
-	cases := []struct {
-		name    string
-		mutate  func(in *checkInput)
-		counter func(r report) int
-		want    string
-	}{
+	cases := []violation{
 		{"catch-up tick fired twice", func(in *checkInput) {
 			j, e := periodicJob("tick-catchup", 99, tickAt(12).Add(300*time.Millisecond))
 			addJob(in, j, e)
@@ -224,22 +219,7 @@ func TestPeriodicCheckCatchesViolations(t *testing.T) {
 			in.Nodes[0].Periodics[0].Fired = 3
 		}, func(r report) int { return r.Diverged }, "diverged: periodic jobs on n1"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			in := withPeriodic(synthetic())
-			tc.mutate(&in)
-			r := check(in)
-			if r.ok() {
-				t.Fatalf("checker passed a history with %s: %+v", tc.name, r)
-			}
-			if tc.counter(r) < 1 {
-				t.Errorf("the violation was counted elsewhere: %+v", r)
-			}
-			if !strings.Contains(strings.Join(r.Problems, "\n"), tc.want) {
-				t.Errorf("problems do not mention %q:\n%s", tc.want, strings.Join(r.Problems, "\n"))
-			}
-		})
-	}
+	runViolations(t, func() checkInput { return withPeriodic(synthetic()) }, cases)
 }
 
 // TestPeriodicGapWithoutLeaderPasses: the long gap that fails with a

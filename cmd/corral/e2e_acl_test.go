@@ -80,6 +80,10 @@ func TestACLThroughCLI(t *testing.T) {
 	if out, _, code := cli(t, addr, "job", "list", "-token", tok.SecretID, "-queue", "a"); code != 0 || !strings.Contains(out, "succeeded") {
 		t.Fatalf("job list in a: exit %d %q", code, out)
 	}
+	inB := submitID(t, addr, "-token", root.SecretID, "-queue", "b", "no-such-plugin", "{}")
+	if out, stderr, code := cli(t, addr, "job", "list", "-token", tok.SecretID); code != 0 || !strings.Contains(out, "succeeded") || strings.Contains(out, inB) {
+		t.Fatalf("job list with a queue-a token: exit %d %q %q, want the job in a and not %s in b", code, out, stderr, inB)
+	}
 	// A deleted token stops working.
 	if _, stderr, code := cli(t, addr, "acl", "token", "delete", "-token", root.SecretID, tok.AccessorID); code != 0 {
 		t.Fatalf("token delete: exit %d %q", code, stderr)

@@ -117,7 +117,7 @@ func (p *proc) start() {
 			return false
 		}
 		if self.Node != p.name {
-			// Another test's agent got the port between freePort and our
+			// Another test's agent got the port between freePorts and our
 			// bind: this agent cannot start there.
 			p.t.Fatalf("%s: %s answers as node %q; port taken by another agent:\n%s", p.name, p.httpURL, self.Node, p.log.String())
 		}
@@ -198,22 +198,13 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// freePort returns a port free for TCP and UDP, never the same twice in
-// this test process.
-func freePort(t *testing.T) int {
+// freePorts returns n distinct ports free for TCP and UDP, never the same
+// twice in this test process.
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	ports, err := freeport.Take(1)
+	ports, err := freeport.Take(n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ports[0]
-}
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	out := make([]int, n)
-	for i := range out {
-		out[i] = freePort(t) // never the same port twice
-	}
-	return out
+	return ports
 }

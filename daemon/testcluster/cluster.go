@@ -180,6 +180,20 @@ func (c *Cluster) Leader() *Node {
 	return leader
 }
 
+// Follower waits for a leader every node agrees on and returns the first
+// node, in order, that is not it.
+func (c *Cluster) Follower() *Node {
+	c.t.Helper()
+	leader := c.Leader()
+	for _, n := range c.Nodes {
+		if n != leader {
+			return n
+		}
+	}
+	c.t.Fatalf("a %d-node cluster has no follower", len(c.Nodes))
+	return nil
+}
+
 // WaitForVoters waits until the leader's configuration has n voters.
 func (c *Cluster) WaitForVoters(n int) {
 	c.t.Helper()
