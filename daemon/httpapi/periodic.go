@@ -10,19 +10,6 @@ import (
 	"github.com/oklog/ulid/v2"
 )
 
-// periodicError gives the periodic errors their status codes.
-func periodicError(err error) error {
-	switch {
-	case errors.Is(err, queue.ErrPeriodicNotFound):
-		return &httpError{code: http.StatusNotFound, err: err}
-	case errors.Is(err, queue.ErrBadPeriodic), errors.Is(err, queue.ErrBadTick):
-		return &httpError{code: http.StatusBadRequest, err: err}
-	case errors.Is(err, queue.ErrAlreadyFired):
-		return &httpError{code: http.StatusConflict, err: err}
-	}
-	return err
-}
-
 // toAPIPeriodic converts a stored periodic job; now picks the next run.
 func toAPIPeriodic(p queue.PeriodicInfo, now time.Time) api.Periodic {
 	return api.Periodic{
@@ -82,17 +69,17 @@ func (h *API) handleApplyPeriodic(w http.ResponseWriter, r *http.Request) {
 	}
 	overlap, err := queue.ParseOverlap(body.Overlap)
 	if err != nil {
-		writeError(w, periodicError(err))
+		writeError(w, err)
 		return
 	}
 	p := queue.Periodic{Name: name, Cron: body.Cron, Timezone: body.Timezone, Overlap: overlap, CatchUp: body.CatchUp, Job: spec}
 	if err := queue.ValidatePeriodic(&p); err != nil {
-		writeError(w, periodicError(err))
+		writeError(w, err)
 		return
 	}
 	res, index, err := h.writer.Write(r.Context(), &queue.SetPeriodic{Periodic: p})
 	if err = firstError(err, res.Err); err != nil {
-		writeError(w, periodicError(err))
+		writeError(w, err)
 		return
 	}
 	h.waitIndex(r, index)
@@ -109,7 +96,7 @@ func (h *API) handleDeletePeriodic(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	res, index, err := h.writer.Write(r.Context(), &queue.DeletePeriodic{Name: name})
 	if err = firstError(err, res.Err); err != nil {
-		writeError(w, periodicError(err))
+		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"deleted": name}, index)
@@ -121,7 +108,7 @@ func (h *API) handleRunPeriodic(w http.ResponseWriter, r *http.Request) {
 	cmd := &queue.FirePeriodic{Name: name, ID: ulid.Make().String(), Manual: true}
 	res, index, err := h.writer.Write(r.Context(), cmd)
 	if err = firstError(err, res.Err); err != nil {
-		writeError(w, periodicError(err))
+		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, api.PeriodicRun{ID: res.Submitted[0].ID, Index: index}, index)

@@ -61,11 +61,12 @@ func statusOf(err error) int {
 	case errors.Is(err, queue.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, queue.ErrBadSpec), errors.Is(err, queue.ErrBadState), errors.Is(err, queue.ErrBadQueue),
-		errors.Is(err, queue.ErrBadFilter), errors.Is(err, queue.ErrBadRate):
+		errors.Is(err, queue.ErrBadFilter), errors.Is(err, queue.ErrBadRate),
+		errors.Is(err, queue.ErrBadPeriodic), errors.Is(err, queue.ErrBadTick):
 		return http.StatusBadRequest
-	case errors.Is(err, queue.ErrQueueNotFound):
+	case errors.Is(err, queue.ErrQueueNotFound), errors.Is(err, queue.ErrPeriodicNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, queue.ErrQueueNotEmpty):
+	case errors.Is(err, queue.ErrQueueNotEmpty), errors.Is(err, queue.ErrAlreadyFired):
 		return http.StatusConflict
 	case errors.Is(err, queue.ErrTerminal), errors.Is(err, queue.ErrNotRetryable), errors.Is(err, queue.ErrStaleToken):
 		return http.StatusConflict

@@ -161,6 +161,9 @@ func init() {
 		"not_retryable": queue.ErrNotRetryable, "bad_spec": queue.ErrBadSpec, "bad_queue": queue.ErrBadQueue,
 		"bad_state": queue.ErrBadState, "bad_command": queue.ErrBadCommand, "bad_request": ErrBadRequest,
 		"bad_filter": queue.ErrBadFilter, "queue_not_found": queue.ErrQueueNotFound, "queue_not_empty": queue.ErrQueueNotEmpty,
+		"too_large": queue.ErrTooLarge, "bad_snapshot": queue.ErrBadSnapshot, "bad_rate": queue.ErrBadRate,
+		"bad_periodic": queue.ErrBadPeriodic, "periodic_not_found": queue.ErrPeriodicNotFound,
+		"already_fired": queue.ErrAlreadyFired, "bad_tick": queue.ErrBadTick,
 	} {
 		RegisterError(code, err)
 	}
