@@ -109,9 +109,6 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 	if out, ok := appendPeriodicCommand(b, c); ok {
 		return out, nil
 	}
-	if c, ok := c.(*SubmitDAG); ok && c != nil {
-		return appendSubmitDAG(b, c), nil
-	}
 	if out, ok := appendRateCommand(b, c); ok {
 		return out, nil
 	}
@@ -123,16 +120,12 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 		if c == nil {
 			break
 		}
-		b = append(b, byte(KindSubmit))
-		b = binary.AppendUvarint(b, uint64(len(c.IDs)))
-		for _, id := range c.IDs {
-			b = appendString(b, id)
+		return appendSubmit(append(b, byte(KindSubmit)), c.IDs, c.Specs, false), nil
+	case *SubmitDAG:
+		if c == nil {
+			break
 		}
-		b = binary.AppendUvarint(b, uint64(len(c.Specs)))
-		for i := range c.Specs {
-			b = appendSpec(b, &c.Specs[i])
-		}
-		return b, nil
+		return appendSubmit(append(b, byte(KindSubmitDAG)), c.IDs, c.Specs, true), nil
 	case *Claim:
 		if c == nil {
 			break
@@ -231,22 +224,11 @@ func (d *decoder) command() Command {
 	}
 	switch k {
 	case KindSubmitDAG:
-		return d.submitDAG()
+		ids, specs := d.submit(true)
+		return &SubmitDAG{IDs: ids, Specs: specs}
 	case KindSubmit:
-		c := &Submit{}
-		if n := d.count(1); n > 0 {
-			c.IDs = make([]string, n)
-			for i := range c.IDs {
-				c.IDs[i] = d.str()
-			}
-		}
-		if n := d.count(minSpecSize); n > 0 {
-			c.Specs = make([]Spec, n)
-			for i := range c.Specs {
-				d.spec(&c.Specs[i])
-			}
-		}
-		return c
+		ids, specs := d.submit(false)
+		return &Submit{IDs: ids, Specs: specs}
 	case KindClaim:
 		return &Claim{Node: d.name(), Tags: d.nameMap(), Slots: d.intMap(), LeaseTTL: d.dur()}
 	case KindHeartbeat:
@@ -296,6 +278,39 @@ func (d *decoder) command() Command {
 
 // minSpecSize is the fewest bytes an encoded Spec takes.
 const minSpecSize = 10
+
+// appendSubmit encodes the body of a Submit or, with deps, a SubmitDAG:
+// the IDs, then the specs, each followed by its parents when deps.
+func appendSubmit(b []byte, ids []string, specs []Spec, deps bool) []byte {
+	b = appendStrings(b, ids)
+	b = binary.AppendUvarint(b, uint64(len(specs)))
+	for i := range specs {
+		b = appendSpec(b, &specs[i])
+		if deps {
+			b = appendStrings(b, specs[i].DependsOn)
+		}
+	}
+	return b
+}
+
+// submit decodes a body written by appendSubmit.
+func (d *decoder) submit(deps bool) (ids []string, specs []Spec) {
+	ids = d.strings()
+	size := minSpecSize
+	if deps {
+		size++
+	}
+	if n := d.count(size); n > 0 {
+		specs = make([]Spec, n)
+		for i := range specs {
+			d.spec(&specs[i])
+			if deps {
+				specs[i].DependsOn = d.strings()
+			}
+		}
+	}
+	return ids, specs
+}
 
 func appendSpec(b []byte, sp *Spec) []byte {
 	b = appendString(b, sp.Queue)

@@ -392,39 +392,8 @@ func (s *Store) Children(id string) []string {
 	return slices.Clone(s.st.children[id])
 }
 
-// Deps codec: the command.
-
-func appendSubmitDAG(b []byte, c *SubmitDAG) []byte {
-	b = append(b, byte(KindSubmitDAG))
-	b = binary.AppendUvarint(b, uint64(len(c.IDs)))
-	for _, id := range c.IDs {
-		b = appendString(b, id)
-	}
-	b = binary.AppendUvarint(b, uint64(len(c.Specs)))
-	for i := range c.Specs {
-		b = appendSpec(b, &c.Specs[i])
-		b = appendStrings(b, c.Specs[i].DependsOn)
-	}
-	return b
-}
-
-func (d *decoder) submitDAG() *SubmitDAG {
-	c := &SubmitDAG{}
-	if n := d.count(1); n > 0 {
-		c.IDs = make([]string, n)
-		for i := range c.IDs {
-			c.IDs[i] = d.str()
-		}
-	}
-	if n := d.count(minSpecSize + 1); n > 0 {
-		c.Specs = make([]Spec, n)
-		for i := range c.Specs {
-			d.spec(&c.Specs[i])
-			c.Specs[i].DependsOn = d.strings()
-		}
-	}
-	return c
-}
+// Deps codec: a spec's parents (the SubmitDAG command is encoded with
+// Submit's, in codec.go).
 
 func appendStrings(b []byte, ss []string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ss)))
