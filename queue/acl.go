@@ -136,7 +136,7 @@ func (st *state) applyACL(c Command) (Result, bool) {
 		}
 		p := c.Policy
 		if !ValidQueueName(p.Name) {
-			return Result{Err: fmt.Errorf("%w: policy name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", ErrBadACL, p.Name, MaxQueueName)}, true
+			return Result{Err: badName(ErrBadACL, "policy name", p.Name)}, true
 		}
 		p.ModifyIndex = st.index
 		a.policies[p.Name] = &p

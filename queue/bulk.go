@@ -121,7 +121,7 @@ func ValidateBulk(k Kind, f *BulkFilter) error {
 		return fmt.Errorf("%w: %d is not a bulk command kind", ErrBadFilter, k)
 	}
 	if f.Queue != "" && !ValidQueueName(f.Queue) {
-		return fmt.Errorf("%w: queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", ErrBadFilter, f.Queue, MaxQueueName)
+		return badName(ErrBadFilter, "queue name", f.Queue)
 	}
 	if f.Plugin != "" && !ValidPluginName(f.Plugin) {
 		return fmt.Errorf("%w: plugin name %q must match [a-z0-9][a-z0-9_-]{0,63}", ErrBadFilter, f.Plugin)
@@ -309,7 +309,7 @@ func (st *state) retryAll(ids []string) int {
 
 func (st *state) deleteQueue(c *DeleteQueue) Result {
 	if !ValidQueueName(c.Name) {
-		return Result{Err: fmt.Errorf("%w: queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", ErrBadQueue, c.Name, MaxQueueName)}
+		return Result{Err: badName(ErrBadQueue, "queue name", c.Name)}
 	}
 	q, ok := st.queues[c.Name]
 	if !ok {

@@ -153,7 +153,7 @@ func (b *bucket) take(now int64) *bucket {
 
 func (st *state) setQueueRate(c *SetQueueRate) Result {
 	if !ValidQueueName(c.Name) {
-		return Result{Err: fmt.Errorf("%w: queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", ErrBadQueue, c.Name, MaxQueueName)}
+		return Result{Err: badName(ErrBadQueue, "queue name", c.Name)}
 	}
 	if err := c.Rate.Validate(); err != nil {
 		return Result{Err: err}
