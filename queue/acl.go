@@ -291,28 +291,28 @@ func appendACLCommand(b []byte, c Command) (_ []byte, ok bool) {
 	return b, false
 }
 
-// aclCommand decodes the body of an ACL command of kind k; ok is false
-// for other kinds.
-func (d *decoder) aclCommand(k Kind) (_ Command, ok bool) {
+// aclCommand decodes the body of an ACL command of kind k (nil for
+// another kind).
+func (d *decoder) aclCommand(k Kind) Command {
 	switch k {
 	case KindACLBootstrap:
 		c := &ACLBootstrap{}
 		d.aclToken(&c.Token)
-		return c, true
+		return c
 	case KindACLSetPolicy:
 		c := &ACLSetPolicy{}
 		d.aclPolicy(&c.Policy)
-		return c, true
+		return c
 	case KindACLDeletePolicy:
-		return &ACLDeletePolicy{Name: d.str()}, true
+		return &ACLDeletePolicy{Name: d.str()}
 	case KindACLSetToken:
 		c := &ACLSetToken{}
 		d.aclToken(&c.Token)
-		return c, true
+		return c
 	case KindACLDeleteToken:
-		return &ACLDeleteToken{AccessorID: d.str()}, true
+		return &ACLDeleteToken{AccessorID: d.str()}
 	}
-	return nil, false
+	return nil
 }
 
 func appendACLPolicy(b []byte, p *ACLPolicy) []byte {

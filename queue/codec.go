@@ -105,16 +105,17 @@ func sizeHint(e Entry) int {
 	return n
 }
 
+// The codecs of the commands of periodic.go, rate.go, bulk.go and acl.go,
+// tried after the kinds of this file: an encoder reports false for a
+// command, a decoder returns nil for a kind, that is not its own.
+var (
+	commandEncoders = []func([]byte, Command) ([]byte, bool){
+		appendPeriodicCommand, appendRateCommand, appendBulkCommand, appendACLCommand}
+	commandDecoders = []func(*decoder, Kind) Command{
+		(*decoder).periodicCommand, (*decoder).rateCommand, (*decoder).bulkCommand, (*decoder).aclCommand}
+)
+
 func appendCommand(b []byte, c Command) ([]byte, error) {
-	if out, ok := appendPeriodicCommand(b, c); ok {
-		return out, nil
-	}
-	if out, ok := appendRateCommand(b, c); ok {
-		return out, nil
-	}
-	if out, ok := appendBulkCommand(b, c); ok {
-		return out, nil
-	}
 	switch c := c.(type) {
 	case *Submit:
 		if c == nil {
@@ -202,26 +203,16 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 		b = append(b, byte(KindPurge))
 		return binary.AppendVarint(b, int64(c.Limit)), nil
 	}
-	if b, ok := appendACLCommand(b, c); ok {
-		return b, nil
+	for _, enc := range commandEncoders {
+		if out, ok := enc(b, c); ok {
+			return out, nil
+		}
 	}
 	return b, fmt.Errorf("%w: unknown command %T", ErrBadCommand, c)
 }
 
 func (d *decoder) command() Command {
 	k := Kind(d.byte())
-	if c := d.periodicCommand(k); c != nil {
-		return c
-	}
-	if c := d.rateCommand(k); c != nil {
-		return c
-	}
-	if c := d.bulkCommand(k); c != nil {
-		return c
-	}
-	if c, ok := d.aclCommand(k); ok {
-		return c
-	}
 	switch k {
 	case KindSubmitDAG:
 		ids, specs := d.submit(true)
@@ -271,6 +262,11 @@ func (d *decoder) command() Command {
 		return &ExpireLeases{}
 	case KindPurge:
 		return &Purge{Limit: d.int()}
+	}
+	for _, dec := range commandDecoders {
+		if c := dec(d, k); c != nil {
+			return c
+		}
 	}
 	d.fail("unknown command kind")
 	return nil
