@@ -78,17 +78,11 @@ func sizeHint(e Entry) int {
 		switch c := c.(type) {
 		case *Submit:
 			if c != nil {
-				for i := range c.Specs {
-					n += 64 + len(c.Specs[i].Payload) + len(c.Specs[i].Queue) + len(c.Specs[i].Plugin) + len(c.Specs[i].UniqueKey)
-				}
-				n += 28 * len(c.IDs)
+				n += submitSizeHint(c.IDs, c.Specs, false)
 			}
 		case *SubmitDAG:
 			if c != nil {
-				for i := range c.Specs {
-					n += 64 + len(c.Specs[i].Payload) + len(c.Specs[i].Queue) + len(c.Specs[i].Plugin) + len(c.Specs[i].UniqueKey) + 28*len(c.Specs[i].DependsOn)
-				}
-				n += 28 * len(c.IDs)
+				n += submitSizeHint(c.IDs, c.Specs, true)
 			}
 		case *Complete:
 			if c != nil {
@@ -100,6 +94,18 @@ func sizeHint(e Entry) int {
 			if c != nil {
 				n += 40 * len(c.Leases)
 			}
+		}
+	}
+	return n
+}
+
+// submitSizeHint estimates the size of appendSubmit's body.
+func submitSizeHint(ids []string, specs []Spec, deps bool) int {
+	n := 28 * len(ids)
+	for i := range specs {
+		n += 64 + len(specs[i].Payload) + len(specs[i].Queue) + len(specs[i].Plugin) + len(specs[i].UniqueKey)
+		if deps {
+			n += 28 * len(specs[i].DependsOn)
 		}
 	}
 	return n
