@@ -316,12 +316,16 @@ func (st *state) claimable(tags map[string]string, slots map[string]int, now int
 				(q.cfg.Concurrency > 0 && q.counts[StateRunning] >= q.cfg.Concurrency) {
 				continue
 			}
+			at := q.rate.next(now)
+			if wake != 0 && at >= wake {
+				continue // no earlier wake-up: skip the scan for a job it could take
+			}
 			found := false
 			t.Ascend(func(it readyItem) bool {
 				found = matches(it.job.Constraints, tags)
 				return !found
 			})
-			if at := q.rate.next(now); found && (wake == 0 || at < wake) {
+			if found {
 				wake = at
 			}
 		}
