@@ -108,17 +108,12 @@ func (st *state) aclOf() *aclState {
 
 // applyACL applies an ACL command; ok is false for other commands.
 func (st *state) applyACL(c Command) (Result, bool) {
-	switch c.(type) {
-	case *ACLBootstrap, *ACLSetPolicy, *ACLDeletePolicy, *ACLSetToken, *ACLDeleteToken:
-	default:
-		return Result{}, false
-	}
-	a := st.aclOf()
 	switch c := c.(type) {
 	case *ACLBootstrap:
 		if c == nil {
 			return Result{}, false
 		}
+		a := st.aclOf()
 		if a.bootstrapped {
 			return Result{Err: ErrACLBootstrapped}, true
 		}
@@ -134,6 +129,7 @@ func (st *state) applyACL(c Command) (Result, bool) {
 		if c == nil {
 			return Result{}, false
 		}
+		a := st.aclOf()
 		p := c.Policy
 		if !ValidQueueName(p.Name) {
 			return Result{Err: badName(ErrBadACL, "policy name", p.Name)}, true
@@ -145,6 +141,7 @@ func (st *state) applyACL(c Command) (Result, bool) {
 		if c == nil {
 			return Result{}, false
 		}
+		a := st.aclOf()
 		if _, ok := a.policies[c.Name]; !ok {
 			return Result{Err: fmt.Errorf("policy %s: %w", c.Name, ErrACLNotFound)}, true
 		}
@@ -154,11 +151,13 @@ func (st *state) applyACL(c Command) (Result, bool) {
 		if c == nil {
 			return Result{}, false
 		}
+		a := st.aclOf()
 		return Result{Err: a.addToken(c.Token, st.index)}, true
 	case *ACLDeleteToken:
 		if c == nil {
 			return Result{}, false
 		}
+		a := st.aclOf()
 		t, ok := a.tokens[c.AccessorID]
 		if !ok {
 			return Result{Err: fmt.Errorf("token %s: %w", c.AccessorID, ErrACLNotFound)}, true
