@@ -108,17 +108,12 @@ func (st *state) aclOf() *aclState {
 
 // applyACL applies an ACL command; ok is false for other commands.
 func (st *state) applyACL(c Command) (Result, bool) {
-	switch c.(type) {
-	case *ACLBootstrap, *ACLSetPolicy, *ACLDeletePolicy, *ACLSetToken, *ACLDeleteToken:
-	default:
-		return Result{}, false
-	}
-	a := st.aclOf()
 	switch c := c.(type) {
 	case *ACLBootstrap:
 		if c == nil {
 			return Result{}, false
 		}
+		a := st.aclOf()
 		if a.bootstrapped {
 			return Result{Err: ErrACLBootstrapped}, true
 		}
@@ -134,9 +129,10 @@ func (st *state) applyACL(c Command) (Result, bool) {
 		if c == nil {
 			return Result{}, false
 		}
+		a := st.aclOf()
 		p := c.Policy
 		if !ValidQueueName(p.Name) {
-			return Result{Err: fmt.Errorf("%w: policy name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", ErrBadACL, p.Name, MaxQueueName)}, true
+			return Result{Err: badName(ErrBadACL, "policy name", p.Name)}, true
 		}
 		p.ModifyIndex = st.index
 		a.policies[p.Name] = &p
@@ -145,6 +141,7 @@ func (st *state) applyACL(c Command) (Result, bool) {
 		if c == nil {
 			return Result{}, false
 		}
+		a := st.aclOf()
 		if _, ok := a.policies[c.Name]; !ok {
 			return Result{Err: fmt.Errorf("policy %s: %w", c.Name, ErrACLNotFound)}, true
 		}
@@ -154,11 +151,13 @@ func (st *state) applyACL(c Command) (Result, bool) {
 		if c == nil {
 			return Result{}, false
 		}
+		a := st.aclOf()
 		return Result{Err: a.addToken(c.Token, st.index)}, true
 	case *ACLDeleteToken:
 		if c == nil {
 			return Result{}, false
 		}
+		a := st.aclOf()
 		t, ok := a.tokens[c.AccessorID]
 		if !ok {
 			return Result{Err: fmt.Errorf("token %s: %w", c.AccessorID, ErrACLNotFound)}, true
@@ -291,28 +290,28 @@ func appendACLCommand(b []byte, c Command) (_ []byte, ok bool) {
 	return b, false
 }
 
-// aclCommand decodes the body of an ACL command of kind k; ok is false
-// for other kinds.
-func (d *decoder) aclCommand(k Kind) (_ Command, ok bool) {
+// aclCommand decodes the body of an ACL command of kind k (nil for
+// another kind).
+func (d *decoder) aclCommand(k Kind) Command {
 	switch k {
 	case KindACLBootstrap:
 		c := &ACLBootstrap{}
 		d.aclToken(&c.Token)
-		return c, true
+		return c
 	case KindACLSetPolicy:
 		c := &ACLSetPolicy{}
 		d.aclPolicy(&c.Policy)
-		return c, true
+		return c
 	case KindACLDeletePolicy:
-		return &ACLDeletePolicy{Name: d.str()}, true
+		return &ACLDeletePolicy{Name: d.str()}
 	case KindACLSetToken:
 		c := &ACLSetToken{}
 		d.aclToken(&c.Token)
-		return c, true
+		return c
 	case KindACLDeleteToken:
-		return &ACLDeleteToken{AccessorID: d.str()}, true
+		return &ACLDeleteToken{AccessorID: d.str()}
 	}
-	return nil, false
+	return nil
 }
 
 func appendACLPolicy(b []byte, p *ACLPolicy) []byte {

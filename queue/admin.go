@@ -72,7 +72,7 @@ func (st *state) retryJob(j *Job) Result {
 
 func (st *state) setQueue(c *SetQueue) Result {
 	if !ValidQueueName(c.Name) {
-		return Result{Err: fmt.Errorf("%w: queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", ErrBadQueue, c.Name, MaxQueueName)}
+		return Result{Err: badName(ErrBadQueue, "queue name", c.Name)}
 	}
 	const all = FieldPaused | FieldConcurrency | FieldMaxAttempts | FieldRetention | FieldBackoffBase
 	cfg := c.Config

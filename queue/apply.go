@@ -230,7 +230,7 @@ func ValidateSpec(sp *Spec) error {
 		return fmt.Errorf("%w: plugin is required", ErrBadSpec)
 	}
 	if sp.Queue != "" && !ValidQueueName(sp.Queue) {
-		return fmt.Errorf("%w: queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", ErrBadSpec, sp.Queue, MaxQueueName)
+		return badName(ErrBadSpec, "queue name", sp.Queue)
 	}
 	if sp.Priority < -MaxPriority || sp.Priority > MaxPriority {
 		return fmt.Errorf("%w: priority %d is outside [-%d, %d]", ErrBadSpec, sp.Priority, MaxPriority, MaxPriority)
@@ -266,6 +266,12 @@ func ValidateSpec(sp *Spec) error {
 		}
 	}
 	return nil
+}
+
+// badName is the error, wrapping kind, for a what ("queue name", "name"...)
+// that is not a valid queue name (ValidQueueName).
+func badName(kind error, what, name string) error {
+	return fmt.Errorf("%w: %s %q must be 1-%d characters of A-Z a-z 0-9 _ . -", kind, what, name, MaxQueueName)
 }
 
 // ValidQueueName reports whether name is 1-128 characters of

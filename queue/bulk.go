@@ -121,7 +121,7 @@ func ValidateBulk(k Kind, f *BulkFilter) error {
 		return fmt.Errorf("%w: %d is not a bulk command kind", ErrBadFilter, k)
 	}
 	if f.Queue != "" && !ValidQueueName(f.Queue) {
-		return fmt.Errorf("%w: queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", ErrBadFilter, f.Queue, MaxQueueName)
+		return badName(ErrBadFilter, "queue name", f.Queue)
 	}
 	if f.Plugin != "" && !ValidPluginName(f.Plugin) {
 		return fmt.Errorf("%w: plugin name %q must match [a-z0-9][a-z0-9_-]{0,63}", ErrBadFilter, f.Plugin)
@@ -286,30 +286,36 @@ func (st *state) cancelAll(ids []string) int {
 
 // retryAll retries the jobs ids and returns how many it retried. A child
 // whose failed or cancelled parent comes later in ids is refused at first
-// and retried in a further pass once the parent is, so a bulk retry
-// brings back a chain its failure cancelled.
+// and retried once the parent is (it goes back to blocked), so a bulk
+// retry brings back a chain its failure cancelled. Each job is tried
+// again only when one of its parents was retried, so the work is linear
+// in ids and their edges whatever their order.
 func (st *state) retryAll(ids []string) int {
 	n := 0
-	for len(ids) > 0 {
-		var refused []string
-		for _, id := range ids {
-			if r := st.retryJob(st.jobs[id]); r.Err == nil {
-				n++
-			} else {
-				refused = append(refused, id)
+	refused := map[string]bool{}
+	var retry func(id string)
+	retry = func(id string) {
+		if r := st.retryJob(st.jobs[id]); r.Err != nil {
+			refused[id] = true
+			return
+		}
+		delete(refused, id)
+		n++
+		for _, kid := range st.children[id] {
+			if refused[kid] {
+				retry(kid)
 			}
 		}
-		if len(refused) == len(ids) {
-			break
-		}
-		ids = refused
+	}
+	for _, id := range ids {
+		retry(id)
 	}
 	return n
 }
 
 func (st *state) deleteQueue(c *DeleteQueue) Result {
 	if !ValidQueueName(c.Name) {
-		return Result{Err: fmt.Errorf("%w: queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", ErrBadQueue, c.Name, MaxQueueName)}
+		return Result{Err: badName(ErrBadQueue, "queue name", c.Name)}
 	}
 	q, ok := st.queues[c.Name]
 	if !ok {

@@ -73,10 +73,14 @@ func TestLeaseEventsCountOutsideEnds(t *testing.T) {
 	if n := h.s.LeaseEvents(); n != 0 {
 		t.Fatalf("submit, claim and report moved lease events to %d", n)
 	}
-	for i, c := range []Command{&Cancel{ID: ids[1]}, &FailNode{Node: "n1"}, &ExpireLeases{}} {
+	for i, c := range []Command{&Cancel{ID: ids[1]}, &FailNode{Node: "n1"}, &ExpireLeases{}, &BulkCancel{}} {
 		h.one(c)
 		if n := h.s.LeaseEvents(); n != uint64(i+1) {
 			t.Fatalf("after %T lease events = %d, want %d", c, n, i+1)
 		}
+	}
+	h.one(&BulkRetry{})
+	if n := h.s.LeaseEvents(); n != 4 {
+		t.Fatalf("a bulk retry moved lease events to %d", n)
 	}
 }

@@ -78,17 +78,11 @@ func sizeHint(e Entry) int {
 		switch c := c.(type) {
 		case *Submit:
 			if c != nil {
-				for i := range c.Specs {
-					n += 64 + len(c.Specs[i].Payload) + len(c.Specs[i].Queue) + len(c.Specs[i].Plugin) + len(c.Specs[i].UniqueKey)
-				}
-				n += 28 * len(c.IDs)
+				n += submitSizeHint(c.IDs, c.Specs, false)
 			}
 		case *SubmitDAG:
 			if c != nil {
-				for i := range c.Specs {
-					n += 64 + len(c.Specs[i].Payload) + len(c.Specs[i].Queue) + len(c.Specs[i].Plugin) + len(c.Specs[i].UniqueKey) + 28*len(c.Specs[i].DependsOn)
-				}
-				n += 28 * len(c.IDs)
+				n += submitSizeHint(c.IDs, c.Specs, true)
 			}
 		case *Complete:
 			if c != nil {
@@ -105,34 +99,40 @@ func sizeHint(e Entry) int {
 	return n
 }
 
+// submitSizeHint estimates the size of appendSubmit's body.
+func submitSizeHint(ids []string, specs []Spec, deps bool) int {
+	n := 28 * len(ids)
+	for i := range specs {
+		n += 64 + len(specs[i].Payload) + len(specs[i].Queue) + len(specs[i].Plugin) + len(specs[i].UniqueKey)
+		if deps {
+			n += 28 * len(specs[i].DependsOn)
+		}
+	}
+	return n
+}
+
+// The codecs of the commands of periodic.go, rate.go, bulk.go and acl.go,
+// tried after the kinds of this file: an encoder reports false for a
+// command, a decoder returns nil for a kind, that is not its own.
+var (
+	commandEncoders = []func([]byte, Command) ([]byte, bool){
+		appendPeriodicCommand, appendRateCommand, appendBulkCommand, appendACLCommand}
+	commandDecoders = []func(*decoder, Kind) Command{
+		(*decoder).periodicCommand, (*decoder).rateCommand, (*decoder).bulkCommand, (*decoder).aclCommand}
+)
+
 func appendCommand(b []byte, c Command) ([]byte, error) {
-	if out, ok := appendPeriodicCommand(b, c); ok {
-		return out, nil
-	}
-	if c, ok := c.(*SubmitDAG); ok && c != nil {
-		return appendSubmitDAG(b, c), nil
-	}
-	if out, ok := appendRateCommand(b, c); ok {
-		return out, nil
-	}
-	if out, ok := appendBulkCommand(b, c); ok {
-		return out, nil
-	}
 	switch c := c.(type) {
 	case *Submit:
 		if c == nil {
 			break
 		}
-		b = append(b, byte(KindSubmit))
-		b = binary.AppendUvarint(b, uint64(len(c.IDs)))
-		for _, id := range c.IDs {
-			b = appendString(b, id)
+		return appendSubmit(append(b, byte(KindSubmit)), c.IDs, c.Specs, false), nil
+	case *SubmitDAG:
+		if c == nil {
+			break
 		}
-		b = binary.AppendUvarint(b, uint64(len(c.Specs)))
-		for i := range c.Specs {
-			b = appendSpec(b, &c.Specs[i])
-		}
-		return b, nil
+		return appendSubmit(append(b, byte(KindSubmitDAG)), c.IDs, c.Specs, true), nil
 	case *Claim:
 		if c == nil {
 			break
@@ -209,44 +209,23 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 		b = append(b, byte(KindPurge))
 		return binary.AppendVarint(b, int64(c.Limit)), nil
 	}
-	if b, ok := appendACLCommand(b, c); ok {
-		return b, nil
+	for _, enc := range commandEncoders {
+		if out, ok := enc(b, c); ok {
+			return out, nil
+		}
 	}
 	return b, fmt.Errorf("%w: unknown command %T", ErrBadCommand, c)
 }
 
 func (d *decoder) command() Command {
 	k := Kind(d.byte())
-	if c := d.periodicCommand(k); c != nil {
-		return c
-	}
-	if c := d.rateCommand(k); c != nil {
-		return c
-	}
-	if c := d.bulkCommand(k); c != nil {
-		return c
-	}
-	if c, ok := d.aclCommand(k); ok {
-		return c
-	}
 	switch k {
 	case KindSubmitDAG:
-		return d.submitDAG()
+		ids, specs := d.submit(true)
+		return &SubmitDAG{IDs: ids, Specs: specs}
 	case KindSubmit:
-		c := &Submit{}
-		if n := d.count(1); n > 0 {
-			c.IDs = make([]string, n)
-			for i := range c.IDs {
-				c.IDs[i] = d.str()
-			}
-		}
-		if n := d.count(minSpecSize); n > 0 {
-			c.Specs = make([]Spec, n)
-			for i := range c.Specs {
-				d.spec(&c.Specs[i])
-			}
-		}
-		return c
+		ids, specs := d.submit(false)
+		return &Submit{IDs: ids, Specs: specs}
 	case KindClaim:
 		return &Claim{Node: d.name(), Tags: d.nameMap(), Slots: d.intMap(), LeaseTTL: d.dur()}
 	case KindHeartbeat:
@@ -290,12 +269,50 @@ func (d *decoder) command() Command {
 	case KindPurge:
 		return &Purge{Limit: d.int()}
 	}
+	for _, dec := range commandDecoders {
+		if c := dec(d, k); c != nil {
+			return c
+		}
+	}
 	d.fail("unknown command kind")
 	return nil
 }
 
 // minSpecSize is the fewest bytes an encoded Spec takes.
 const minSpecSize = 10
+
+// appendSubmit encodes the body of a Submit or, with deps, a SubmitDAG:
+// the IDs, then the specs, each followed by its parents when deps.
+func appendSubmit(b []byte, ids []string, specs []Spec, deps bool) []byte {
+	b = appendStrings(b, ids)
+	b = binary.AppendUvarint(b, uint64(len(specs)))
+	for i := range specs {
+		b = appendSpec(b, &specs[i])
+		if deps {
+			b = appendStrings(b, specs[i].DependsOn)
+		}
+	}
+	return b
+}
+
+// submit decodes a body written by appendSubmit.
+func (d *decoder) submit(deps bool) (ids []string, specs []Spec) {
+	ids = d.strings()
+	size := minSpecSize
+	if deps {
+		size++
+	}
+	if n := d.count(size); n > 0 {
+		specs = make([]Spec, n)
+		for i := range specs {
+			d.spec(&specs[i])
+			if deps {
+				specs[i].DependsOn = d.strings()
+			}
+		}
+	}
+	return ids, specs
+}
 
 func appendSpec(b []byte, sp *Spec) []byte {
 	b = appendString(b, sp.Queue)

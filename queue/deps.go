@@ -127,28 +127,22 @@ func (st *state) planDAG(c *SubmitDAG) (*dagPlan, error) {
 			if k, ok := index[ref]; ok {
 				pid = effective(k)
 			}
+			waits := true // a new job of this batch has not succeeded
 			if k, ok := index[pid]; ok && p.existing[k] == "" {
-				edges[i] = append(edges[i], k) // a new job of this batch
-				if slices.Contains(parents, pid) {
-					continue
+				edges[i] = append(edges[i], k)
+			} else {
+				pj, ok := st.jobs[pid]
+				switch {
+				case !ok:
+					return nil, fmt.Errorf("%w: jobs[%d]: parent %s not found: depends_on takes the IDs of existing jobs or the names of jobs in the same request", ErrBadSpec, i, ref)
+				case pj.State == StateFailed || pj.State == StateCancelled:
+					return nil, fmt.Errorf("%w: jobs[%d]: parent %s is %s: retry it first or leave it out of depends_on", ErrBadSpec, i, pid, pj.State)
 				}
+				waits = pj.State != StateSucceeded
+			}
+			if !slices.Contains(parents, pid) {
 				parents = append(parents, pid)
-				p.blocked[i] = true
-				continue
-			}
-			pj, ok := st.jobs[pid]
-			switch {
-			case !ok:
-				return nil, fmt.Errorf("%w: jobs[%d]: parent %s not found: depends_on takes the IDs of existing jobs or the names of jobs in the same request", ErrBadSpec, i, ref)
-			case pj.State == StateFailed || pj.State == StateCancelled:
-				return nil, fmt.Errorf("%w: jobs[%d]: parent %s is %s: retry it first or leave it out of depends_on", ErrBadSpec, i, pid, pj.State)
-			}
-			if slices.Contains(parents, pid) {
-				continue
-			}
-			parents = append(parents, pid)
-			if pj.State != StateSucceeded {
-				p.blocked[i] = true
+				p.blocked[i] = p.blocked[i] || waits
 			}
 		}
 		if p.existing[i] == "" {
@@ -392,39 +386,8 @@ func (s *Store) Children(id string) []string {
 	return slices.Clone(s.st.children[id])
 }
 
-// Deps codec: the command.
-
-func appendSubmitDAG(b []byte, c *SubmitDAG) []byte {
-	b = append(b, byte(KindSubmitDAG))
-	b = binary.AppendUvarint(b, uint64(len(c.IDs)))
-	for _, id := range c.IDs {
-		b = appendString(b, id)
-	}
-	b = binary.AppendUvarint(b, uint64(len(c.Specs)))
-	for i := range c.Specs {
-		b = appendSpec(b, &c.Specs[i])
-		b = appendStrings(b, c.Specs[i].DependsOn)
-	}
-	return b
-}
-
-func (d *decoder) submitDAG() *SubmitDAG {
-	c := &SubmitDAG{}
-	if n := d.count(1); n > 0 {
-		c.IDs = make([]string, n)
-		for i := range c.IDs {
-			c.IDs[i] = d.str()
-		}
-	}
-	if n := d.count(minSpecSize + 1); n > 0 {
-		c.Specs = make([]Spec, n)
-		for i := range c.Specs {
-			d.spec(&c.Specs[i])
-			c.Specs[i].DependsOn = d.strings()
-		}
-	}
-	return c
-}
+// Deps codec: a spec's parents (the SubmitDAG command is encoded with
+// Submit's, in codec.go).
 
 func appendStrings(b []byte, ss []string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ss)))

@@ -1,9 +1,6 @@
 package queue
 
-import (
-	"io"
-	"sort"
-)
+import "io"
 
 // SnapshotSummary describes a snapshot stream that decoded completely.
 type SnapshotSummary struct {
@@ -24,13 +21,8 @@ func InspectSnapshot(r io.Reader) (SnapshotSummary, error) {
 		return SnapshotSummary{}, err
 	}
 	out := SnapshotSummary{Index: st.index, Jobs: len(st.jobs)}
-	for _, q := range st.queues {
-		counts := make(map[State]int, numStates-1)
-		for s := StateScheduled; s <= StateBlocked; s++ {
-			counts[s] = q.counts[s]
-		}
-		out.Queues = append(out.Queues, QueueInfo{Name: q.name, Config: q.cfg, Rate: q.rateLimit(), Counts: counts})
+	if len(st.queues) > 0 { // nil, not empty, without queues (as before)
+		out.Queues = st.queueInfos()
 	}
-	sort.Slice(out.Queues, func(i, j int) bool { return out.Queues[i].Name < out.Queues[j].Name })
 	return out, nil
 }

@@ -139,7 +139,7 @@ func ParseSchedule(spec, timezone string) (cron.Schedule, error) {
 // error wraps ErrBadPeriodic or ErrBadSpec.
 func ValidatePeriodic(p *Periodic) error {
 	if !ValidQueueName(p.Name) {
-		return fmt.Errorf("%w: name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", ErrBadPeriodic, p.Name, MaxQueueName)
+		return badName(ErrBadPeriodic, "name", p.Name)
 	}
 	if p.Overlap > OverlapAllow {
 		return fmt.Errorf("%w: unknown overlap %d", ErrBadPeriodic, p.Overlap)

@@ -153,7 +153,7 @@ func (b *bucket) take(now int64) *bucket {
 
 func (st *state) setQueueRate(c *SetQueueRate) Result {
 	if !ValidQueueName(c.Name) {
-		return Result{Err: fmt.Errorf("%w: queue name %q must be 1-%d characters of A-Z a-z 0-9 _ . -", ErrBadQueue, c.Name, MaxQueueName)}
+		return Result{Err: badName(ErrBadQueue, "queue name", c.Name)}
 	}
 	if err := c.Rate.Validate(); err != nil {
 		return Result{Err: err}
@@ -316,12 +316,16 @@ func (st *state) claimable(tags map[string]string, slots map[string]int, now int
 				(q.cfg.Concurrency > 0 && q.counts[StateRunning] >= q.cfg.Concurrency) {
 				continue
 			}
+			at := q.rate.next(now)
+			if wake != 0 && at >= wake {
+				continue // no earlier wake-up: skip the scan for a job it could take
+			}
 			found := false
 			t.Ascend(func(it readyItem) bool {
 				found = matches(it.job.Constraints, tags)
 				return !found
 			})
-			if at := q.rate.next(now); found && (wake == 0 || at < wake) {
+			if found {
 				wake = at
 			}
 		}

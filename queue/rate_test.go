@@ -174,6 +174,24 @@ func TestClaimableKnowsRateLimits(t *testing.T) {
 	if ok, wake := h2.s.ClaimableAt(h2.now.Add(time.Second), nil, slots); ok || !wake.IsZero() {
 		t.Fatalf("unmatched job: claimable %v, wake %v", ok, wake)
 	}
+	// Over several limited queues the wake-up is the earliest token of a
+	// queue holding a job the node can take (not queue a's, whose only
+	// job needs a gpu).
+	h3 := newHarness(t)
+	h3.setRate("a", Rate{Count: 10, Per: time.Second, Burst: 1})
+	h3.setRate("b", Rate{Count: 2, Per: time.Second, Burst: 1})
+	h3.setRate("c", Rate{Count: 5, Per: time.Second, Burst: 1})
+	h3.submit(Spec{Queue: "a", Plugin: "p"}, Spec{Queue: "a", Plugin: "p", Constraints: map[string]string{"gpu": "yes"}})
+	h3.submitN("b", "p", 2)
+	h3.submitN("c", "p", 2)
+	if n := len(h3.claim("n1", "p", 10)); n != 3 {
+		t.Fatalf("claimed %d jobs, want one per queue", n)
+	}
+	for i := 0; i < 10; i++ { // every map order
+		if ok, wake := h3.s.ClaimableAt(h3.now, nil, slots); ok || !wake.Equal(h3.now.Add(200*time.Millisecond)) {
+			t.Fatalf("three queues: claimable %v, wake %v; want false, %v", ok, wake, h3.now.Add(200*time.Millisecond))
+		}
+	}
 	// A paused queue sets no wake-up either.
 	h.one(&SetQueue{Name: "q", Fields: FieldPaused, Config: QueueConfig{Paused: true}})
 	if ok, wake := h.s.ClaimableAt(h.now, nil, slots); ok || !wake.IsZero() {

@@ -186,11 +186,16 @@ func (s *Store) List(f Filter) []*Job {
 func (s *Store) Queues() []QueueInfo {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]QueueInfo, 0, len(s.st.queues))
-	for _, q := range s.st.queues {
+	return s.st.queueInfos()
+}
+
+// queueInfos describes every queue of st, sorted by name.
+func (st *state) queueInfos() []QueueInfo {
+	out := make([]QueueInfo, 0, len(st.queues))
+	for _, q := range st.queues {
 		counts := make(map[State]int, numStates-1)
-		for st := StateScheduled; st <= StateBlocked; st++ {
-			counts[st] = q.counts[st]
+		for s := StateScheduled; s <= StateBlocked; s++ {
+			counts[s] = q.counts[s]
 		}
 		out = append(out, QueueInfo{Name: q.name, Config: q.cfg, Rate: q.rateLimit(), Counts: counts})
 	}

@@ -119,26 +119,4 @@ func parseList(r io.Reader) ([]mutant, error) {
 }
 
 // unescape turns \n, \t and \\ into a newline, a tab and a backslash.
-func unescape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+1 < len(s) {
-			switch s[i+1] {
-			case 'n':
-				b.WriteByte('\n')
-				i++
-				continue
-			case 't':
-				b.WriteByte('\t')
-				i++
-				continue
-			case '\\':
-				b.WriteByte('\\')
-				i++
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
+var unescape = strings.NewReplacer(`\n`, "\n", `\t`, "\t", `\\`, `\`).Replace

@@ -261,23 +261,13 @@ func baseline(ctx context.Context, opts options, mutants []mutant, stdout io.Wri
 func try(ctx context.Context, opts options, tmp string, i int, m mutant) outcome {
 	o := outcome{m: m, verdict: invalid}
 	path := filepath.Join(opts.root, filepath.FromSlash(m.File))
-	src, err := os.ReadFile(path)
+	src, line, err := locate(path, m.From)
 	if err != nil {
 		o.why = err.Error()
 		return o
 	}
-	switch n := strings.Count(string(src), m.From); n {
-	case 1:
-	case 0:
-		o.why = "snippet not found (the code moved: update the list)"
-		return o
-	default:
-		o.why = fmt.Sprintf("snippet found %d times: make it unique", n)
-		return o
-	}
-	at := strings.Index(string(src), m.From)
-	o.line = strings.Count(string(src[:at]), "\n") + 1
-	mutated := strings.Replace(string(src), m.From, m.To, 1)
+	o.line = line
+	mutated := strings.Replace(src, m.From, m.To, 1)
 
 	dir := filepath.Join(tmp, fmt.Sprintf("m%03d", i))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -317,6 +307,24 @@ func try(ctx context.Context, opts options, tmp string, i int, m mutant) outcome
 		}
 	}
 	return o
+}
+
+// locate reads the file at path and returns its text and the line of
+// snippet, which must occur exactly once in it.
+func locate(path, snippet string) (src string, line int, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", 0, err
+	}
+	src = string(b)
+	switch n := strings.Count(src, snippet); n {
+	case 1:
+	case 0:
+		return "", 0, errors.New("snippet not found (the code moved: update the list)")
+	default:
+		return "", 0, fmt.Errorf("snippet found %d times: make it unique", n)
+	}
+	return src, strings.Count(src[:strings.Index(src, snippet)], "\n") + 1, nil
 }
 
 // goTest runs go test on pkg with the run pattern, and the overlay if set.
