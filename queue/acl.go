@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -243,7 +244,7 @@ func (s *Store) ACLPolicies() []*ACLPolicy {
 		return nil
 	}
 	out := make([]*ACLPolicy, 0, len(s.st.acl.policies))
-	for _, name := range sortedKeys(s.st.acl.policies) {
+	for _, name := range slices.Sorted(maps.Keys(s.st.acl.policies)) {
 		out = append(out, s.st.acl.policies[name])
 	}
 	return out
@@ -257,7 +258,7 @@ func (s *Store) ACLTokens() []*ACLToken {
 		return nil
 	}
 	out := make([]*ACLToken, 0, len(s.st.acl.tokens))
-	for _, id := range sortedKeys(s.st.acl.tokens) {
+	for _, id := range slices.Sorted(maps.Keys(s.st.acl.tokens)) {
 		out = append(out, s.st.acl.tokens[id])
 	}
 	return out

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
+	"slices"
 )
 
 // The ACL section of a snapshot is an optional trailer after the main
@@ -35,10 +37,10 @@ func (a *aclState) snapshot() *aclSnapshot {
 		return nil
 	}
 	sn := &aclSnapshot{bootstrapped: a.bootstrapped}
-	for _, name := range sortedKeys(a.policies) {
+	for _, name := range slices.Sorted(maps.Keys(a.policies)) {
 		sn.policies = append(sn.policies, a.policies[name])
 	}
-	for _, id := range sortedKeys(a.tokens) {
+	for _, id := range slices.Sorted(maps.Keys(a.tokens)) {
 		sn.tokens = append(sn.tokens, a.tokens[id])
 	}
 	return sn

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -212,7 +214,7 @@ func (st *state) bulkMatch(k Kind, f *BulkFilter, limit int) (ids []string, more
 	if wants(StateQueued) && !more {
 	queues:
 		for _, q := range st.queuesNamed(f.Queue) {
-			for _, p := range sortedKeys(q.ready) {
+			for _, p := range slices.Sorted(maps.Keys(q.ready)) {
 				if f.Plugin != "" && p != f.Plugin {
 					continue
 				}
@@ -241,7 +243,7 @@ func (st *state) queuesNamed(name string) []*queueState {
 		return nil
 	}
 	out := make([]*queueState, 0, len(st.queues))
-	for _, n := range sortedKeys(st.queues) {
+	for _, n := range slices.Sorted(maps.Keys(st.queues)) {
 		out = append(out, st.queues[n])
 	}
 	return out

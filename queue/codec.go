@@ -3,6 +3,7 @@ package queue
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -379,7 +380,7 @@ func appendBool(b []byte, v bool) []byte {
 
 func appendStringMap(b []byte, m map[string]string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(m)))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		b = appendString(b, k)
 		b = appendString(b, m[k])
 	}
@@ -388,23 +389,11 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 
 func appendIntMap(b []byte, m map[string]int) []byte {
 	b = binary.AppendUvarint(b, uint64(len(m)))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		b = appendString(b, k)
 		b = binary.AppendVarint(b, int64(m[k]))
 	}
 	return b
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	if len(m) == 0 {
-		return nil
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // decoder reads the canonical encoding. After the first error every read

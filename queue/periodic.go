@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -461,7 +462,7 @@ func capturePeriodics(st *state) []byte {
 	if len(st.periodics) == 0 {
 		return nil
 	}
-	names := sortedKeys(st.periodics)
+	names := slices.Sorted(maps.Keys(st.periodics))
 	b := binary.AppendUvarint(nil, uint64(len(names)))
 	for _, name := range names {
 		p := st.periodics[name]

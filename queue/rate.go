@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -252,7 +254,7 @@ func (d *decoder) rateCommand(k Kind) Command {
 // captureRates encodes every queue's rate limit and bucket, by queue name.
 func captureRates(st *state) []byte {
 	var names []string
-	for _, name := range sortedKeys(st.queues) {
+	for _, name := range slices.Sorted(maps.Keys(st.queues)) {
 		if st.queues[name].rate != nil {
 			names = append(names, name)
 		}

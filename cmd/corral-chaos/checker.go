@@ -144,13 +144,13 @@ func checkSubmits(r *report, ops []Op, done map[int64]Op, ref nodeFinal, byID ma
 	}
 	r.Acked = len(ackedIDs)
 	dup := map[string]bool{}
-	for _, key := range sortedKeys(ackedIDs) {
+	for _, key := range slices.Sorted(maps.Keys(ackedIDs)) {
 		ids := ackedIDs[key]
 		if len(ids) > 1 {
 			dup[key] = true
-			r.problem("dup_keys: key %s acknowledged as %d jobs: %v", key, len(ids), sortedKeys(ids))
+			r.problem("dup_keys: key %s acknowledged as %d jobs: %v", key, len(ids), slices.Sorted(maps.Keys(ids)))
 		}
-		for _, id := range sortedKeys(ids) {
+		for _, id := range slices.Sorted(maps.Keys(ids)) {
 			if _, ok := byID[id]; !ok {
 				r.Lost++
 				r.problem("lost: job %s (key %s) was acknowledged but %s does not have it", id, key, ref.Name)
@@ -163,7 +163,7 @@ func checkSubmits(r *report, ops []Op, done map[int64]Op, ref nodeFinal, byID ma
 			perKey[j.UniqueKey] = append(perKey[j.UniqueKey], j.ID)
 		}
 	}
-	for _, key := range sortedKeys(perKey) {
+	for _, key := range slices.Sorted(maps.Keys(perKey)) {
 		if ids := perKey[key]; len(ids) > 1 && !dup[key] {
 			dup[key] = true
 			r.problem("dup_keys: key %s has %d jobs on %s: %v", key, len(ids), ref.Name, ids)
@@ -220,7 +220,7 @@ func checkReads(r *report, ops []Op, done map[int64]Op) {
 		}
 		perJob[o.Job] = append(perJob[o.Job], read{o.T, d.T, d.Index, o.ID})
 	}
-	for _, job := range sortedKeys(perJob) {
+	for _, job := range slices.Sorted(maps.Keys(perJob)) {
 		reads := perJob[job]
 		for _, a := range reads {
 			for _, b := range reads {
@@ -366,7 +366,7 @@ func checkCluster(r *report, nodes []nodeFinal) {
 	}
 	r.Leaders = len(leaders)
 	if r.Leaders != 1 {
-		r.problem("leaders: %d distinct leaders after healing: %v", r.Leaders, sortedKeys(leaders))
+		r.problem("leaders: %d distinct leaders after healing: %v", r.Leaders, slices.Sorted(maps.Keys(leaders)))
 	}
 }
 
@@ -408,10 +408,6 @@ func orNone(s string) string {
 		return "(missing)"
 	}
 	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
 }
 
 // resultLine is the one line printed on stdout.
