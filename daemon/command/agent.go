@@ -126,6 +126,7 @@ func (c *AgentCommand) Run(args []string) int {
 		Level:  hclog.LevelFromString(cfg.LogLevel),
 		Output: c.Stderr,
 	})
+	logger.Debug("Go collector target", "gogc", tuneGC(c.Getenv))
 
 	newAgent := c.newAgent
 	if newAgent == nil {
