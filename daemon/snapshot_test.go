@@ -116,6 +116,18 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		}
 		return err
 	})
+	// Every node must hold "pre" before the refused restores: a follower
+	// learns of the commit only with the leader's next AppendEntries.
+	caughtUp := func(c *testcluster.Cluster) {
+		leader := c.Leader()
+		for _, n := range c.Nodes {
+			n := n
+			c.Eventually(30*time.Second, n.Name+" caught up", func() bool {
+				return n.Agent.Store().Index() >= leader.Agent.Store().Index()
+			})
+		}
+	}
+	caughtUp(dst)
 	beforeJobs, beforeQueues := stateOf(dst.Nodes[0])
 
 	corrupt := bytes.Clone(archive)
@@ -135,6 +147,7 @@ func TestSnapshotSaveRestore(t *testing.T) {
 			return nil
 		})
 	}
+	caughtUp(dst)
 	for _, n := range dst.Nodes {
 		jobs, queues := stateOf(n)
 		if _, ok := jobs[pre]; !ok || len(jobs) != len(beforeJobs) || !reflect.DeepEqual(queues, beforeQueues) {
