@@ -9,7 +9,9 @@
 // [ProtoRaft] hands the connection to raft through [Mux.RaftLayer] (a
 // raft.StreamLayer whose Accept only ever returns raft connections);
 // [ProtoRPC] starts a yamux server session whose streams are served by a
-// [Server]. Any other byte closes the connection with one WARN log line. The
+// [Server]. Any other byte closes the connection with one WARN log line
+// (0x02, the ProtoRPC of versions whose node RPC was msgpack only, gets a
+// WARN naming it as an incompatible older peer). The
 // handshake and the byte are read in a per-connection goroutine under
 // [Config.HandshakeTimeout], so a slow or silent client never blocks Accept.
 //
@@ -18,13 +20,20 @@
 // A yamux stream carries one call or one long-lived exchange. Both directions
 // are a sequence of frames:
 //
-//	uint32 big-endian N | kind byte | N-1 bytes of msgpack body
+//	uint32 big-endian N | kind byte | N-1 bytes of body
 //
 // N never exceeds [Config.MaxFrameBytes]; a longer header fails the stream
-// with [ErrFrameTooLarge] before anything is allocated for the body. Bodies
-// are encoded with one shared github.com/hashicorp/go-msgpack/v2 MsgpackHandle,
-// so []byte fields travel as raw msgpack bin (no base64, no JSON). The first
-// frame a client sends is an open frame naming the [Method]; after it come
+// with [ErrFrameTooLarge] before anything is allocated for the body. The
+// hot messages have a hand-written binary body: the dispatch stream's
+// [Hello], [Up] and [Down] and the forward call's [ApplyRequest] and
+// [ApplyResponse] (jobs inside it in queue.AppendJob's encoding). Such a
+// body starts with the byte 0xC1, which msgpack never uses; wire_codec.go
+// documents the layout. Every other body (open and error frames, the
+// other methods' messages) is encoded with one shared
+// github.com/hashicorp/go-msgpack/v2 MsgpackHandle, so []byte fields travel
+// as raw msgpack bin (no base64, no JSON). Which encoding a message gets
+// depends only on its Go type, on both sides: the binary layout needs a
+// pointer (send &Up{...}, not Up{...}). The first frame a client sends is an open frame naming the [Method]; after it come
 // data frames. A server ends a stream either cleanly (FIN, seen by the client
 // as io.EOF on [Stream.Recv]) or with one error frame carrying a code and a
 // message (see [RegisterError] and [RemoteError]).

@@ -103,25 +103,21 @@ func newFramer(r io.Reader, max int) *framer {
 	return &framer{r: r, max: max}
 }
 
-// appendFrame appends one frame of the given kind carrying v to dst. It
-// fails with ErrFrameTooLarge when the frame would exceed the limit.
+// appendFrame appends one frame of the given kind carrying v to dst. A v
+// with a binary layout (a wireAppender, see wire_codec.go) is encoded with
+// it, anything else with msgpack. It fails with ErrFrameTooLarge when the
+// frame would exceed the limit.
 func (f *framer) appendFrame(dst []byte, kind frameKind, v any) ([]byte, error) {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0, byte(kind))
-	// Encode straight after the header when dst has room; the encoder
-	// appends, so it may move to a new array, in which case we copy.
-	body := dst[len(dst):len(dst):cap(dst)]
-	enc := encPool.Get().(*codec.Encoder)
-	enc.ResetBytes(&body)
-	err := enc.Encode(v)
-	encPool.Put(enc)
+	var err error
+	if w, ok := v.(wireAppender); ok {
+		dst, err = w.appendWire(dst)
+	} else {
+		dst, err = appendMsgpack(dst, v)
+	}
 	if err != nil {
 		return dst[:start], fmt.Errorf("encode %s frame: %w", kind, err)
-	}
-	if len(body) > 0 && cap(dst) > len(dst) && &dst[:cap(dst)][len(dst)] == &body[0] {
-		dst = dst[:len(dst)+len(body)]
-	} else {
-		dst = append(dst, body...)
 	}
 	n := len(dst) - start - 4
 	if n > f.max {
@@ -129,6 +125,24 @@ func (f *framer) appendFrame(dst []byte, kind frameKind, v any) ([]byte, error) 
 	}
 	binary.BigEndian.PutUint32(dst[start:], uint32(n))
 	return dst, nil
+}
+
+// appendMsgpack appends the msgpack encoding of v to dst.
+func appendMsgpack(dst []byte, v any) ([]byte, error) {
+	// Encode straight after dst when it has room; the encoder appends, so
+	// it may move to a new array, in which case we copy.
+	body := dst[len(dst):len(dst):cap(dst)]
+	enc := encPool.Get().(*codec.Encoder)
+	enc.ResetBytes(&body)
+	err := enc.Encode(v)
+	encPool.Put(enc)
+	if err != nil {
+		return dst, err
+	}
+	if len(body) > 0 && cap(dst) > len(dst) && &dst[:cap(dst)][len(dst)] == &body[0] {
+		return dst[:len(dst)+len(body)], nil
+	}
+	return append(dst, body...), nil
 }
 
 // writeFrames writes frames built by build in one Write on w.
@@ -189,12 +203,22 @@ func (f *framer) release() {
 	}
 }
 
-// decode decodes a frame body into v; a nil v discards it. Decoded []byte
-// and string values are copies: the body may be reused.
+// decode decodes a frame body into v; a nil v discards it. A v with a
+// binary layout (a wireReader, see wire_codec.go) is decoded with it,
+// anything else with msgpack. Decoded []byte and string values are copies:
+// the body may be reused. Errors wrap ErrBadFrame.
 func (f *framer) decode(body []byte, v any) error {
 	if v == nil {
 		return nil
 	}
+	if r, ok := v.(wireReader); ok {
+		return r.readWire(body)
+	}
+	return decodeMsgpack(body, v)
+}
+
+// decodeMsgpack decodes a msgpack body into v.
+func decodeMsgpack(body []byte, v any) error {
 	dec := decPool.Get().(*codec.Decoder)
 	dec.ResetBytes(body)
 	err := dec.Decode(v)

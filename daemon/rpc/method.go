@@ -59,7 +59,14 @@ const (
 	// ProtoRaft selects raft: the connection is handed to the raft transport.
 	ProtoRaft Proto = 0x01
 	// ProtoRPC selects node RPC: the connection becomes a yamux session.
-	ProtoRPC Proto = 0x02
+	// It doubles as the node RPC protocol version: 0x02 was node RPC with
+	// every body in msgpack; 0x03 sends the hot messages in the binary
+	// layout of wire_codec.go. A Mux closes a 0x02 connection with a WARN
+	// naming the old version, so a mixed-version pair fails loudly instead
+	// of misparsing.
+	ProtoRPC Proto = 0x03
+	// protoRPCv1 is the retired ProtoRPC of msgpack-only node RPC.
+	protoRPCv1 Proto = 0x02
 )
 
 // String returns "raft", "rpc" or the byte in hex.

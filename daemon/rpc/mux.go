@@ -191,6 +191,10 @@ func (m *Mux) handleConn(raw net.Conn) {
 		}
 		m.srv.serveConn(conn)
 		m.release(raw)
+	case protoRPCv1:
+		m.logger.Warn("node RPC from a peer running an incompatible older version (protocol byte 0x02, msgpack-only), closing connection; upgrade the peer",
+			"remote", remote)
+		m.release(raw)
 	default:
 		m.logger.Warn("unknown protocol byte on node port, closing connection",
 			"remote", remote, "byte", Proto(b[0]).String())

@@ -13,6 +13,35 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// TestOldRPCProtoByte: a peer of the msgpack-only node RPC (protocol byte
+// 0x02) is closed with a WARN that names it as an incompatible older
+// version, instead of speaking a wire it would misparse.
+func TestOldRPCProtoByte(t *testing.T) {
+	var logs logBuffer
+	cfg := testConfig(t, &logs)
+	n := mustNode(t, cfg, "127.0.0.1:0")
+
+	c, err := net.Dial("tcp", n.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte{0x02}); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("old-version connection not closed: %v", err)
+	}
+	waitFor(t, 5*time.Second, "the WARN line", func() bool {
+		return strings.Contains(logs.String(), "incompatible older version")
+	})
+	mustContain(t, logs.String(), "[WARN]", "protocol byte 0x02", c.LocalAddr().String())
+	if ProtoRPC == protoRPCv1 {
+		t.Fatal("ProtoRPC was not bumped")
+	}
+}
+
 // TestGarbageFirstByte: an HTTP request on the node port is closed with one
 // WARN line naming the remote address and the byte; the mux keeps serving
 // RPC and raft.
