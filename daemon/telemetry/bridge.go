@@ -35,12 +35,17 @@ type Bridge struct {
 	families map[string]*bridgeFamily
 	// names caches bridgeName by joined key: raft emits on hot paths.
 	names map[string]cachedName
+	// labels caches labelName (under mu).
+	labels map[string]string
 }
 
 type cachedName struct {
 	name  string
 	ok    bool
 	timer bool
+	// counter and sample are the family names of the key as a counter
+	// (name_total) and as a sample (name_seconds for timers), built once.
+	counter, sample string
 }
 
 // maxCachedNames bounds the name cache (dropped per-event keys are
@@ -76,26 +81,42 @@ var _ prometheus.Collector = (*Bridge)(nil)
 
 // NewBridge returns an empty bridge.
 func NewBridge() *Bridge {
-	return &Bridge{families: map[string]*bridgeFamily{}, names: map[string]cachedName{}}
+	return &Bridge{families: map[string]*bridgeFamily{}, names: map[string]cachedName{}, labels: map[string]string{}}
 }
 
 // lookup is bridgeName and isTimer through the cache.
 func (b *Bridge) lookup(key []string) cachedName {
-	k := strings.Join(key, "\x00")
+	var buf [128]byte
+	k := joinInto(buf[:0], key, 0)
 	b.mu.Lock()
-	c, hit := b.names[k]
+	c, hit := b.names[string(k)] // no allocation for the lookup
 	b.mu.Unlock()
 	if hit {
 		return c
 	}
 	c.name, c.ok = bridgeName(key)
 	c.timer = c.ok && isTimer(key)
+	c.counter, c.sample = c.name+"_total", c.name
+	if c.timer {
+		c.sample += "_seconds"
+	}
 	b.mu.Lock()
 	if len(b.names) < maxCachedNames {
-		b.names[k] = c
+		b.names[string(k)] = c
 	}
 	b.mu.Unlock()
 	return c
+}
+
+// joinInto appends parts to dst separated by sep.
+func joinInto(dst []byte, parts []string, sep byte) []byte {
+	for i, p := range parts {
+		if i > 0 {
+			dst = append(dst, sep)
+		}
+		dst = append(dst, p...)
+	}
+	return dst
 }
 
 // name is bridgeName through the cache.
@@ -160,11 +181,11 @@ func (b *Bridge) IncrCounter(key []string, val float32) { b.IncrCounterWithLabel
 
 // IncrCounterWithLabels implements metrics.MetricSink.
 func (b *Bridge) IncrCounterWithLabels(key []string, val float32, labels []metrics.Label) {
-	name, ok := b.name(key)
-	if !ok {
+	c := b.lookup(key)
+	if !c.ok {
 		return
 	}
-	b.record(name+"_total", kindCounter, key, labels, func(f *bridgeFamily, s *bridgeSeries) { s.value += float64(val) })
+	b.record(c.counter, kindCounter, key, labels, func(f *bridgeFamily, s *bridgeSeries) { s.value += float64(val) })
 }
 
 // AddSample implements metrics.MetricSink.
@@ -176,12 +197,11 @@ func (b *Bridge) AddSampleWithLabels(key []string, val float32, labels []metrics
 	if !c.ok {
 		return
 	}
-	name, v := c.name, float64(val)
+	v := float64(val)
 	if c.timer {
-		name += "_seconds"
 		v /= 1000 // go-metrics timers are in milliseconds
 	}
-	b.record(name, kindHistogram, key, labels, func(f *bridgeFamily, s *bridgeSeries) {
+	b.record(c.sample, kindHistogram, key, labels, func(f *bridgeFamily, s *bridgeSeries) {
 		s.count++
 		s.sum += v
 		i := sort.SearchFloat64s(f.buckets, v)
@@ -199,7 +219,7 @@ func (b *Bridge) record(name string, kind bridgeKind, key []string, labels []met
 		f = &bridgeFamily{kind: kind, series: map[string]*bridgeSeries{},
 			help: "go-metrics " + strings.Join(key, ".") + " (bridged)"}
 		for _, l := range labels {
-			if ln := labelName(l.Name); ln != "" && !slices.Contains(f.labels, ln) {
+			if ln := b.labelName(l.Name); ln != "" && !slices.Contains(f.labels, ln) {
 				f.labels = append(f.labels, ln)
 			}
 		}
@@ -214,23 +234,32 @@ func (b *Bridge) record(name string, kind bridgeKind, key []string, labels []met
 	if f.kind != kind {
 		return // one name, one type
 	}
-	values := make([]string, len(f.labels))
+	// The series key is the label values in the family's order, joined
+	// by 0xff; built on the stack, it costs no allocation when the series
+	// exists (raft labels its hot timers with the peer).
+	var vbuf [4]string
+	values := vbuf[:0]
+	if len(f.labels) > len(vbuf) {
+		values = make([]string, 0, len(f.labels))
+	}
+	values = values[:len(f.labels)]
 	for _, l := range labels {
-		ln := labelName(l.Name)
+		ln := b.labelName(l.Name)
 		for i, n := range f.labels {
 			if n == ln {
 				values[i] = l.Value
 			}
 		}
 	}
-	sk := strings.Join(values, "\xff")
-	s := f.series[sk]
+	var kbuf [128]byte
+	sk := joinInto(kbuf[:0], values, 0xff)
+	s := f.series[string(sk)]
 	if s == nil {
-		s = &bridgeSeries{values: values}
+		s = &bridgeSeries{values: slices.Clone(values)}
 		if kind == kindHistogram {
 			s.obs = make([]uint64, len(f.buckets)+1)
 		}
-		f.series[sk] = s
+		f.series[string(sk)] = s
 	}
 	update(f, s)
 }
@@ -328,6 +357,20 @@ func snake(s string) string {
 	return strings.Trim(strings.ReplaceAll(b.String(), "__", "_"), "_")
 }
 
+// labelName is the package's labelName through the cache; b.mu is held.
+func (b *Bridge) labelName(s string) string {
+	if n, ok := b.labels[s]; ok {
+		return n
+	}
+	n := labelName(s)
+	if len(b.labels) < maxCachedNames {
+		b.labels[s] = n
+	}
+	return n
+}
+
+// labelName turns a go-metrics label name into a Prometheus one, or "" when
+// it cannot be one.
 func labelName(s string) string {
 	n := snake(s)
 	if n == "" || unicode.IsDigit(rune(n[0])) {

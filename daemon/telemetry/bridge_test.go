@@ -73,3 +73,42 @@ func TestBridgeNames(t *testing.T) {
 		}
 	}
 }
+
+// TestBridgeLabeledSeries: samples with the same label values land in one
+// series and others in their own, and recording into an existing series
+// allocates nothing (raft records a labelled timer per AppendEntries).
+func TestBridgeLabeledSeries(t *testing.T) {
+	b := NewBridge()
+	key := []string{"corral", "raft", "replication", "appendEntries", "rpc"}
+	peer := func(id string) []metrics.Label { return []metrics.Label{{Name: "peer_id", Value: id}} }
+	b.AddSampleWithLabels(key, 1, peer("a"))
+	b.AddSampleWithLabels(key, 3, peer("a"))
+	b.AddSampleWithLabels(key, 5, peer("b"))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := map[string]float64{}
+	counts := map[string]uint64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			lp := m.GetLabel()
+			if len(lp) != 1 || lp[0].GetName() != "peer_id" {
+				t.Fatalf("%s: labels %v, want one peer_id", mf.GetName(), lp)
+			}
+			sums[lp[0].GetValue()] = m.GetHistogram().GetSampleSum()
+			counts[lp[0].GetValue()] = m.GetHistogram().GetSampleCount()
+		}
+	}
+	if counts["a"] != 2 || sums["a"] != 0.004 || counts["b"] != 1 || sums["b"] != 0.005 {
+		t.Errorf("series: counts %v sums %v, want a: 2 samples 0.004 s, b: 1 sample 0.005 s", counts, sums)
+	}
+
+	labels := peer("a")
+	if n := testing.AllocsPerRun(100, func() { b.AddSampleWithLabels(key, 1, labels) }); n != 0 {
+		t.Errorf("a sample into an existing labelled series allocates %v times, want 0", n)
+	}
+}
