@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/corral-dev/corral/internal/binenc"
 	"maps"
 	"slices"
 	"strings"
@@ -277,7 +278,7 @@ func appendACLCommand(b []byte, c Command) (_ []byte, ok bool) {
 		}
 	case *ACLDeletePolicy:
 		if c != nil {
-			return appendString(append(b, byte(KindACLDeletePolicy)), c.Name), true
+			return binenc.AppendString(append(b, byte(KindACLDeletePolicy)), c.Name), true
 		}
 	case *ACLSetToken:
 		if c != nil {
@@ -285,7 +286,7 @@ func appendACLCommand(b []byte, c Command) (_ []byte, ok bool) {
 		}
 	case *ACLDeleteToken:
 		if c != nil {
-			return appendString(append(b, byte(KindACLDeleteToken)), c.AccessorID), true
+			return binenc.AppendString(append(b, byte(KindACLDeleteToken)), c.AccessorID), true
 		}
 	}
 	return b, false
@@ -304,48 +305,48 @@ func (d *decoder) aclCommand(k Kind) Command {
 		d.aclPolicy(&c.Policy)
 		return c
 	case KindACLDeletePolicy:
-		return &ACLDeletePolicy{Name: d.str()}
+		return &ACLDeletePolicy{Name: d.Str()}
 	case KindACLSetToken:
 		c := &ACLSetToken{}
 		d.aclToken(&c.Token)
 		return c
 	case KindACLDeleteToken:
-		return &ACLDeleteToken{AccessorID: d.str()}
+		return &ACLDeleteToken{AccessorID: d.Str()}
 	}
 	return nil
 }
 
 func appendACLPolicy(b []byte, p *ACLPolicy) []byte {
-	b = appendString(b, p.Name)
-	b = appendString(b, p.Description)
-	b = appendString(b, p.Rules)
+	b = binenc.AppendString(b, p.Name)
+	b = binenc.AppendString(b, p.Description)
+	b = binenc.AppendString(b, p.Rules)
 	return binary.AppendUvarint(b, p.ModifyIndex)
 }
 
 func (d *decoder) aclPolicy(p *ACLPolicy) {
-	p.Name, p.Description, p.Rules, p.ModifyIndex = d.str(), d.str(), d.str(), d.uvarint()
+	p.Name, p.Description, p.Rules, p.ModifyIndex = d.Str(), d.Str(), d.Str(), d.Uvarint()
 }
 
 func appendACLToken(b []byte, t *ACLToken) []byte {
-	b = appendString(b, t.AccessorID)
-	b = appendString(b, t.SecretHash)
-	b = appendString(b, t.Description)
+	b = binenc.AppendString(b, t.AccessorID)
+	b = binenc.AppendString(b, t.SecretHash)
+	b = binenc.AppendString(b, t.Description)
 	b = binary.AppendUvarint(b, uint64(len(t.Policies)))
 	for _, p := range t.Policies {
-		b = appendString(b, p)
+		b = binenc.AppendString(b, p)
 	}
-	b = appendBool(b, t.Management)
+	b = binenc.AppendBool(b, t.Management)
 	return binary.AppendUvarint(b, t.CreateIndex)
 }
 
 func (d *decoder) aclToken(t *ACLToken) {
-	t.AccessorID, t.SecretHash, t.Description = d.str(), d.str(), d.str()
-	if n := d.count(1); n > 0 {
+	t.AccessorID, t.SecretHash, t.Description = d.Str(), d.Str(), d.Str()
+	if n := d.Count(1); n > 0 {
 		t.Policies = make([]string, n)
 		for i := range t.Policies {
-			t.Policies[i] = d.str()
+			t.Policies[i] = d.Str()
 		}
 	}
-	t.Management = d.bool()
-	t.CreateIndex = d.uvarint()
+	t.Management = d.Bool()
+	t.CreateIndex = d.Uvarint()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/corral-dev/corral/internal/binenc"
 	"hash/crc32"
 	"io"
 	"maps"
@@ -51,7 +52,7 @@ func (sn *aclSnapshot) writeTo(w io.Writer) error {
 	if sn == nil {
 		return nil
 	}
-	body := appendBool(nil, sn.bootstrapped)
+	body := binenc.AppendBool(nil, sn.bootstrapped)
 	body = binary.AppendUvarint(body, uint64(len(sn.policies)))
 	for _, p := range sn.policies {
 		body = appendACLPolicy(body, p)
@@ -98,29 +99,29 @@ func readTrailer(r *bufio.Reader, st *state) error {
 	if _, err := r.ReadByte(); !errors.Is(err, io.EOF) {
 		return errSnapshot("trailing data after the acl section")
 	}
-	d := decoder{b: body}
+	d := newDecoder(body, nil, false)
 	a := newACLState()
-	a.bootstrapped = d.bool()
-	for i, n := 0, d.count(4); i < n && d.err == nil; i++ {
+	a.bootstrapped = d.Bool()
+	for i, n := 0, d.Count(4); i < n && d.Err() == nil; i++ {
 		p := &ACLPolicy{}
 		d.aclPolicy(p)
 		if a.policies[p.Name] != nil {
-			d.fail("duplicate acl policy " + p.Name)
+			d.Fail("duplicate acl policy " + p.Name)
 		}
 		a.policies[p.Name] = p
 	}
-	for i, n := 0, d.count(4); i < n && d.err == nil; i++ {
+	for i, n := 0, d.Count(4); i < n && d.Err() == nil; i++ {
 		t := &ACLToken{}
 		d.aclToken(t)
 		if a.tokens[t.AccessorID] != nil || a.bySecret[t.SecretHash] != "" {
-			d.fail("duplicate acl token " + t.AccessorID)
+			d.Fail("duplicate acl token " + t.AccessorID)
 		}
 		a.tokens[t.AccessorID] = t
 		a.bySecret[t.SecretHash] = t.AccessorID
 	}
-	d.end()
-	if d.err != nil {
-		return errSnapshot("acl section: %w", d.err)
+	d.End()
+	if d.Err() != nil {
+		return errSnapshot("acl section: %w", d.Err())
 	}
 	st.acl = a
 	return nil

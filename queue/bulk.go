@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/corral-dev/corral/internal/binenc"
 	"maps"
 	"slices"
 	"strings"
@@ -377,18 +378,18 @@ func (s *Store) CountBulk(k Kind, f BulkFilter, now time.Time) (int, error) {
 // Bulk codec: commands.
 
 func appendBulkFilter(b []byte, f *BulkFilter) []byte {
-	b = appendString(b, f.Queue)
+	b = binenc.AppendString(b, f.Queue)
 	b = append(b, byte(f.State))
-	b = appendString(b, f.Plugin)
-	b = appendTime(b, f.CreatedBefore)
+	b = binenc.AppendString(b, f.Plugin)
+	b = binenc.AppendTime(b, f.CreatedBefore)
 	b = binary.AppendVarint(b, int64(f.OlderThan))
 	b = binary.AppendUvarint(b, f.Through)
 	return binary.AppendVarint(b, int64(f.Limit))
 }
 
 func (d *decoder) bulkFilter() BulkFilter {
-	return BulkFilter{Queue: d.name(), State: State(d.byte()), Plugin: d.name(),
-		CreatedBefore: d.time(), OlderThan: d.dur(), Through: d.uvarint(), Limit: d.int()}
+	return BulkFilter{Queue: d.name(), State: State(d.Byte()), Plugin: d.name(),
+		CreatedBefore: d.Time(), OlderThan: d.Dur(), Through: d.Uvarint(), Limit: d.Int()}
 }
 
 // appendBulkCommand encodes the commands of this file; ok is false for
@@ -405,7 +406,7 @@ func appendBulkCommand(b []byte, c Command) (_ []byte, ok bool) {
 		}
 	case *DeleteQueue:
 		if c != nil {
-			return appendString(append(b, byte(KindDeleteQueue)), c.Name), true
+			return binenc.AppendString(append(b, byte(KindDeleteQueue)), c.Name), true
 		}
 	}
 	return b, false
@@ -420,7 +421,7 @@ func (d *decoder) bulkCommand(k Kind) Command {
 	case KindBulkCancel:
 		return &BulkCancel{Filter: d.bulkFilter()}
 	case KindDeleteQueue:
-		return &DeleteQueue{Name: d.str()}
+		return &DeleteQueue{Name: d.Str()}
 	}
 	return nil
 }

@@ -3,9 +3,9 @@ package queue
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/corral-dev/corral/internal/binenc"
 	"maps"
 	"slices"
-	"time"
 )
 
 // Entry wire format, version 1:
@@ -53,21 +53,21 @@ func decodeEntry(data []byte, names map[string]string) (Entry, error) {
 	if len(data) == 0 || data[0] != formatV1 {
 		return Entry{}, fmt.Errorf("%w: unknown format version", ErrBadCommand)
 	}
-	d := decoder{b: data[1:], names: names}
-	e := Entry{Now: d.time()}
-	if e.Now.IsZero() && d.err == nil {
-		d.fail("entry has no time")
+	d := newDecoder(data[1:], names, false)
+	e := Entry{Now: d.Time()}
+	if e.Now.IsZero() && d.Err() == nil {
+		d.Fail("entry has no time")
 	}
-	n := d.count(1)
+	n := d.Count(1)
 	if n > 0 {
 		e.Cmds = make([]Command, 0, n)
 	}
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		e.Cmds = append(e.Cmds, d.command())
 	}
-	d.end()
-	if d.err != nil {
-		return Entry{}, d.err
+	d.End()
+	if d.Err() != nil {
+		return Entry{}, d.Err()
 	}
 	return e, nil
 }
@@ -139,7 +139,7 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 			break
 		}
 		b = append(b, byte(KindClaim))
-		b = appendString(b, c.Node)
+		b = binenc.AppendString(b, c.Node)
 		b = appendStringMap(b, c.Tags)
 		b = appendIntMap(b, c.Slots)
 		b = binary.AppendVarint(b, int64(c.LeaseTTL))
@@ -149,10 +149,10 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 			break
 		}
 		b = append(b, byte(KindHeartbeat))
-		b = appendString(b, c.Node)
+		b = binenc.AppendString(b, c.Node)
 		b = binary.AppendUvarint(b, uint64(len(c.Leases)))
 		for _, l := range c.Leases {
-			b = appendString(b, l.ID)
+			b = binenc.AppendString(b, l.ID)
 			b = binary.AppendUvarint(b, l.Token)
 		}
 		b = binary.AppendVarint(b, int64(c.LeaseTTL))
@@ -165,13 +165,13 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(c.Reports)))
 		for i := range c.Reports {
 			r := &c.Reports[i]
-			b = appendString(b, r.ID)
+			b = binenc.AppendString(b, r.ID)
 			b = binary.AppendUvarint(b, r.Token)
-			b = appendString(b, r.Node)
+			b = binenc.AppendString(b, r.Node)
 			b = append(b, byte(r.Outcome))
-			b = appendBytes(b, r.Result)
-			b = appendString(b, r.Error)
-			b = appendBool(b, r.NonRetryable)
+			b = binenc.AppendBytes(b, r.Result)
+			b = binenc.AppendString(b, r.Error)
+			b = binenc.AppendBool(b, r.NonRetryable)
 		}
 		return b, nil
 	case *Cancel:
@@ -179,19 +179,19 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 			break
 		}
 		b = append(b, byte(KindCancel))
-		return appendString(b, c.ID), nil
+		return binenc.AppendString(b, c.ID), nil
 	case *Retry:
 		if c == nil {
 			break
 		}
 		b = append(b, byte(KindRetry))
-		return appendString(b, c.ID), nil
+		return binenc.AppendString(b, c.ID), nil
 	case *SetQueue:
 		if c == nil {
 			break
 		}
 		b = append(b, byte(KindSetQueue))
-		b = appendString(b, c.Name)
+		b = binenc.AppendString(b, c.Name)
 		b = append(b, byte(c.Fields))
 		return appendQueueConfig(b, &c.Config), nil
 	case *FailNode:
@@ -199,8 +199,8 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 			break
 		}
 		b = append(b, byte(KindFailNode))
-		b = appendString(b, c.Node)
-		return appendString(b, c.Reason), nil
+		b = binenc.AppendString(b, c.Node)
+		return binenc.AppendString(b, c.Reason), nil
 	case *ExpireLeases:
 		return append(b, byte(KindExpireLeases)), nil
 	case *Purge:
@@ -219,7 +219,7 @@ func appendCommand(b []byte, c Command) ([]byte, error) {
 }
 
 func (d *decoder) command() Command {
-	k := Kind(d.byte())
+	k := Kind(d.Byte())
 	switch k {
 	case KindSubmitDAG:
 		ids, specs := d.submit(true)
@@ -228,54 +228,54 @@ func (d *decoder) command() Command {
 		ids, specs := d.submit(false)
 		return &Submit{IDs: ids, Specs: specs}
 	case KindClaim:
-		return &Claim{Node: d.name(), Tags: d.nameMap(), Slots: d.intMap(), LeaseTTL: d.dur()}
+		return &Claim{Node: d.name(), Tags: d.nameMap(), Slots: d.intMap(), LeaseTTL: d.Dur()}
 	case KindHeartbeat:
 		c := &Heartbeat{Node: d.name()}
-		if n := d.count(2); n > 0 {
+		if n := d.Count(2); n > 0 {
 			c.Leases = make([]LeaseRef, n)
 			for i := range c.Leases {
-				c.Leases[i] = LeaseRef{ID: d.str(), Token: d.uvarint()}
+				c.Leases[i] = LeaseRef{ID: d.Str(), Token: d.Uvarint()}
 			}
 		}
-		c.LeaseTTL = d.dur()
+		c.LeaseTTL = d.Dur()
 		return c
 	case KindComplete:
 		c := &Complete{}
-		if n := d.count(7); n > 0 {
+		if n := d.Count(7); n > 0 {
 			c.Reports = make([]Report, n)
 			for i := range c.Reports {
 				r := &c.Reports[i]
-				r.ID = d.str()
-				r.Token = d.uvarint()
+				r.ID = d.Str()
+				r.Token = d.Uvarint()
 				r.Node = d.name()
-				r.Outcome = Outcome(d.byte())
+				r.Outcome = Outcome(d.Byte())
 				r.Result = d.bytes()
-				r.Error = d.str()
-				r.NonRetryable = d.bool()
+				r.Error = d.Str()
+				r.NonRetryable = d.Bool()
 			}
 		}
 		return c
 	case KindCancel:
-		return &Cancel{ID: d.str()}
+		return &Cancel{ID: d.Str()}
 	case KindRetry:
-		return &Retry{ID: d.str()}
+		return &Retry{ID: d.Str()}
 	case KindSetQueue:
-		c := &SetQueue{Name: d.name(), Fields: QueueField(d.byte())}
+		c := &SetQueue{Name: d.name(), Fields: QueueField(d.Byte())}
 		d.queueConfig(&c.Config)
 		return c
 	case KindFailNode:
-		return &FailNode{Node: d.name(), Reason: d.str()}
+		return &FailNode{Node: d.name(), Reason: d.Str()}
 	case KindExpireLeases:
 		return &ExpireLeases{}
 	case KindPurge:
-		return &Purge{Limit: d.int()}
+		return &Purge{Limit: d.Int()}
 	}
 	for _, dec := range commandDecoders {
 		if c := dec(d, k); c != nil {
 			return c
 		}
 	}
-	d.fail("unknown command kind")
+	d.Fail("unknown command kind")
 	return nil
 }
 
@@ -303,7 +303,7 @@ func (d *decoder) submit(deps bool) (ids []string, specs []Spec) {
 	if deps {
 		size++
 	}
-	if n := d.count(size); n > 0 {
+	if n := d.Count(size); n > 0 {
 		specs = make([]Spec, n)
 		for i := range specs {
 			d.spec(&specs[i])
@@ -316,14 +316,14 @@ func (d *decoder) submit(deps bool) (ids []string, specs []Spec) {
 }
 
 func appendSpec(b []byte, sp *Spec) []byte {
-	b = appendString(b, sp.Queue)
-	b = appendString(b, sp.Plugin)
-	b = appendBytes(b, sp.Payload)
+	b = binenc.AppendString(b, sp.Queue)
+	b = binenc.AppendString(b, sp.Plugin)
+	b = binenc.AppendBytes(b, sp.Payload)
 	b = binary.AppendVarint(b, int64(sp.Priority))
 	b = binary.AppendVarint(b, int64(sp.MaxAttempts))
 	b = binary.AppendVarint(b, int64(sp.Timeout))
-	b = appendTime(b, sp.RunAt)
-	b = appendString(b, sp.UniqueKey)
+	b = binenc.AppendTime(b, sp.RunAt)
+	b = binenc.AppendString(b, sp.UniqueKey)
 	b = binary.AppendVarint(b, int64(sp.UniqueFor))
 	return appendStringMap(b, sp.Constraints)
 }
@@ -332,17 +332,17 @@ func (d *decoder) spec(sp *Spec) {
 	sp.Queue = d.name()
 	sp.Plugin = d.name()
 	sp.Payload = d.bytes()
-	sp.Priority = d.int()
-	sp.MaxAttempts = d.int()
-	sp.Timeout = d.dur()
-	sp.RunAt = d.time()
-	sp.UniqueKey = d.str()
-	sp.UniqueFor = d.dur()
+	sp.Priority = d.Int()
+	sp.MaxAttempts = d.Int()
+	sp.Timeout = d.Dur()
+	sp.RunAt = d.Time()
+	sp.UniqueKey = d.Str()
+	sp.UniqueFor = d.Dur()
 	sp.Constraints = d.nameMap()
 }
 
 func appendQueueConfig(b []byte, c *QueueConfig) []byte {
-	b = appendBool(b, c.Paused)
+	b = binenc.AppendBool(b, c.Paused)
 	b = binary.AppendVarint(b, int64(c.Concurrency))
 	b = binary.AppendVarint(b, int64(c.MaxAttempts))
 	b = binary.AppendVarint(b, int64(c.Retention))
@@ -350,39 +350,18 @@ func appendQueueConfig(b []byte, c *QueueConfig) []byte {
 }
 
 func (d *decoder) queueConfig(c *QueueConfig) {
-	c.Paused = d.bool()
-	c.Concurrency = d.int()
-	c.MaxAttempts = d.int()
-	c.Retention = d.dur()
-	c.BackoffBase = d.dur()
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-func appendBytes(b, p []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(p)))
-	return append(b, p...)
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	return binary.AppendVarint(b, nanos(t))
-}
-
-func appendBool(b []byte, v bool) []byte {
-	if v {
-		return append(b, 1)
-	}
-	return append(b, 0)
+	c.Paused = d.Bool()
+	c.Concurrency = d.Int()
+	c.MaxAttempts = d.Int()
+	c.Retention = d.Dur()
+	c.BackoffBase = d.Dur()
 }
 
 func appendStringMap(b []byte, m map[string]string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(m)))
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		b = appendString(b, k)
-		b = appendString(b, m[k])
+		b = binenc.AppendString(b, k)
+		b = binenc.AppendString(b, m[k])
 	}
 	return b
 }
@@ -390,125 +369,44 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 func appendIntMap(b []byte, m map[string]int) []byte {
 	b = binary.AppendUvarint(b, uint64(len(m)))
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		b = appendString(b, k)
+		b = binenc.AppendString(b, k)
 		b = binary.AppendVarint(b, int64(m[k]))
 	}
 	return b
 }
 
-// decoder reads the canonical encoding. After the first error every read
-// returns a zero value, so callers check d.err once at the end.
+// decoder reads the canonical encoding (binenc) with the queue's own
+// fields on top; its errors wrap ErrBadCommand. After the first error
+// every read returns a zero value, so callers check d.Err() once at the
+// end.
 type decoder struct {
-	b   []byte
-	err error
+	binenc.Decoder
 	// names, if set, interns name fields; with add set unknown names are
 	// added (Restore builds a fresh table).
 	names map[string]string
 	add   bool
 }
 
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s", ErrBadCommand, what)
-	}
-	d.b = nil
-}
-
-// end fails unless the input was consumed exactly.
-func (d *decoder) end() {
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("trailing bytes")
-	}
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) == 0 {
-		d.fail("truncated")
-		return 0
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 || (n > 1 && d.b[n-1] == 0) {
-		d.fail("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	u := d.uvarint()
-	return int64(u>>1) ^ -int64(u&1)
-}
-
-func (d *decoder) int() int {
-	v := d.varint()
-	if int64(int(v)) != v {
-		d.fail("integer overflow")
-		return 0
-	}
-	return int(v)
-}
-
-func (d *decoder) dur() time.Duration { return time.Duration(d.varint()) }
-
-func (d *decoder) time() time.Time { return fromNanos(d.varint()) }
-
-func (d *decoder) bool() bool {
-	switch d.byte() {
-	case 0:
-		return false
-	case 1:
-		return true
-	}
-	d.fail("bad bool")
-	return false
-}
-
-// count reads a element count and rejects counts that cannot fit in the
-// rest of the input at min bytes per element, which bounds allocations.
-func (d *decoder) count(min int) int {
-	v := d.uvarint()
-	if v > uint64(len(d.b)/min) {
-		d.fail("count exceeds input")
-		return 0
-	}
-	return int(v)
-}
-
-// raw returns the next length-prefixed field without copying.
-func (d *decoder) raw() []byte {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail("length exceeds input")
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
+// newDecoder returns a decoder of b interning names through the table
+// names (none when nil), adding unknown ones when add is set.
+func newDecoder(b []byte, names map[string]string, add bool) decoder {
+	return decoder{Decoder: binenc.NewDecoder(b, ErrBadCommand), names: names, add: add}
 }
 
 // bytes returns a copy of the next byte field (nil when empty), so decoded
 // values never alias the input buffer.
 func (d *decoder) bytes() []byte {
-	v := d.raw()
+	v := d.Raw()
 	if len(v) == 0 {
 		return nil
 	}
 	return slices.Clone(v)
 }
 
-func (d *decoder) str() string { return string(d.raw()) }
-
 // name is str for low-cardinality strings (queue, plugin, node, tags),
 // interned through the table when one is set.
 func (d *decoder) name() string {
-	v := d.raw()
+	v := d.Raw()
 	if d.names == nil || len(v) == 0 {
 		return string(v)
 	}
@@ -526,12 +424,12 @@ func (d *decoder) name() string {
 // interned like names (tags and constraints repeat across jobs).
 func (d *decoder) nameMap() map[string]string { return decodeMap(d, d.name) }
 
-func (d *decoder) intMap() map[string]int { return decodeMap(d, d.int) }
+func (d *decoder) intMap() map[string]int { return decodeMap(d, d.Int) }
 
 // decodeMap decodes a map written with sorted, unique keys (so encoding is
 // canonical); value decodes one value.
 func decodeMap[V any](d *decoder, value func() V) map[string]V {
-	n := d.count(2)
+	n := d.Count(2)
 	if n == 0 {
 		return nil
 	}
@@ -540,7 +438,7 @@ func decodeMap[V any](d *decoder, value func() V) map[string]V {
 	for i := 0; i < n; i++ {
 		k := d.name()
 		if i > 0 && k <= prev {
-			d.fail("map keys not sorted")
+			d.Fail("map keys not sorted")
 			return nil
 		}
 		m[k] = value()

@@ -3,6 +3,7 @@ package queue
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/corral-dev/corral/internal/binenc"
 	"slices"
 	"strings"
 )
@@ -392,20 +393,20 @@ func (s *Store) Children(id string) []string {
 func appendStrings(b []byte, ss []string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ss)))
 	for _, s := range ss {
-		b = appendString(b, s)
+		b = binenc.AppendString(b, s)
 	}
 	return b
 }
 
 // strings decodes a list written by appendStrings (nil when empty).
 func (d *decoder) strings() []string {
-	n := d.count(1)
+	n := d.Count(1)
 	if n == 0 {
 		return nil
 	}
 	out := make([]string, n)
 	for i := range out {
-		out[i] = d.str()
+		out[i] = d.Str()
 	}
 	return out
 }
@@ -426,37 +427,37 @@ func captureDeps(st *state) []byte {
 	slices.Sort(ids)
 	b := binary.AppendUvarint(nil, uint64(len(ids)))
 	for _, id := range ids {
-		b = appendString(b, id)
+		b = binenc.AppendString(b, id)
 		b = appendStrings(b, st.jobs[id].DependsOn)
 	}
 	return b
 }
 
 func restoreDeps(st *state, d *decoder) {
-	n := d.count(2)
+	n := d.Count(2)
 	prev := ""
-	for i := 0; i < n && d.err == nil; i++ {
-		id := d.str()
+	for i := 0; i < n && d.Err() == nil; i++ {
+		id := d.Str()
 		parents := d.strings()
-		if d.err != nil {
+		if d.Err() != nil {
 			return
 		}
 		j := st.jobs[id]
 		switch {
 		case j == nil:
-			d.fail(fmt.Sprintf("deps of unknown job %q", id))
+			d.Fail(fmt.Sprintf("deps of unknown job %q", id))
 			return
 		case i > 0 && id <= prev:
-			d.fail("deps not sorted by job id")
+			d.Fail("deps not sorted by job id")
 			return
 		case len(parents) == 0:
-			d.fail(fmt.Sprintf("job %s with an empty parent list", id))
+			d.Fail(fmt.Sprintf("job %s with an empty parent list", id))
 			return
 		}
 		prev = id
 		for k, pid := range parents {
 			if st.jobs[pid] == nil || pid == id || slices.Contains(parents[:k], pid) {
-				d.fail(fmt.Sprintf("job %s: bad parent %q", id, pid))
+				d.Fail(fmt.Sprintf("job %s: bad parent %q", id, pid))
 				return
 			}
 			st.children[pid] = append(st.children[pid], id) // ids ascend: stays sorted

@@ -25,11 +25,11 @@ func AppendJob(b []byte, j *Job) []byte {
 // may be reused. Malformed input returns an error wrapping ErrBadCommand,
 // never panics, and allocates no more than b can justify.
 func DecodeJob(b []byte) (*Job, int, error) {
-	d := decoder{b: b}
+	d := newDecoder(b, nil, false)
 	j := d.job()
 	j.DependsOn = d.strings()
-	if d.err != nil {
-		return nil, 0, d.err
+	if d.Err() != nil {
+		return nil, 0, d.Err()
 	}
-	return j, len(b) - len(d.b), nil
+	return j, len(b) - d.Len(), nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/corral-dev/corral/internal/binenc"
 	"maps"
 	"slices"
 	"strings"
@@ -394,20 +395,20 @@ func (s *Store) Periodic(name string) (PeriodicInfo, bool) {
 // Periodic codec: commands.
 
 func appendPeriodic(b []byte, p *Periodic) []byte {
-	b = appendString(b, p.Name)
-	b = appendString(b, p.Cron)
-	b = appendString(b, p.Timezone)
+	b = binenc.AppendString(b, p.Name)
+	b = binenc.AppendString(b, p.Cron)
+	b = binenc.AppendString(b, p.Timezone)
 	b = append(b, byte(p.Overlap))
-	b = appendBool(b, p.CatchUp)
+	b = binenc.AppendBool(b, p.CatchUp)
 	return appendSpec(b, &p.Job)
 }
 
 func (d *decoder) periodic(p *Periodic) {
-	p.Name = d.str()
-	p.Cron = d.str()
-	p.Timezone = d.str()
-	p.Overlap = Overlap(d.byte())
-	p.CatchUp = d.bool()
+	p.Name = d.Str()
+	p.Cron = d.Str()
+	p.Timezone = d.Str()
+	p.Overlap = Overlap(d.Byte())
+	p.CatchUp = d.Bool()
 	d.spec(&p.Job)
 }
 
@@ -426,16 +427,16 @@ func appendPeriodicCommand(b []byte, c Command) (_ []byte, ok bool) {
 			return b, false
 		}
 		b = append(b, byte(KindDeletePeriodic))
-		return appendString(b, c.Name), true
+		return binenc.AppendString(b, c.Name), true
 	case *FirePeriodic:
 		if c == nil {
 			return b, false
 		}
 		b = append(b, byte(KindFirePeriodic))
-		b = appendString(b, c.Name)
-		b = appendTime(b, c.Tick)
-		b = appendString(b, c.ID)
-		return appendBool(b, c.Manual), true
+		b = binenc.AppendString(b, c.Name)
+		b = binenc.AppendTime(b, c.Tick)
+		b = binenc.AppendString(b, c.ID)
+		return binenc.AppendBool(b, c.Manual), true
 	}
 	return b, false
 }
@@ -449,9 +450,9 @@ func (d *decoder) periodicCommand(k Kind) Command {
 		d.periodic(&c.Periodic)
 		return c
 	case KindDeletePeriodic:
-		return &DeletePeriodic{Name: d.str()}
+		return &DeletePeriodic{Name: d.Str()}
 	case KindFirePeriodic:
-		return &FirePeriodic{Name: d.str(), Tick: d.time(), ID: d.str(), Manual: d.bool()}
+		return &FirePeriodic{Name: d.Str(), Tick: d.Time(), ID: d.Str(), Manual: d.Bool()}
 	}
 	return nil
 }
@@ -468,7 +469,7 @@ func capturePeriodics(st *state) []byte {
 		p := st.periodics[name]
 		b = appendPeriodic(b, &p.cfg)
 		b = binary.AppendVarint(b, p.lastTick)
-		b = appendString(b, p.lastJob)
+		b = binenc.AppendString(b, p.lastJob)
 		b = binary.AppendVarint(b, p.created)
 		b = binary.AppendUvarint(b, p.fired)
 		b = binary.AppendUvarint(b, p.skipped)
@@ -477,26 +478,26 @@ func capturePeriodics(st *state) []byte {
 }
 
 func restorePeriodics(st *state, d *decoder) {
-	n := d.count(8)
-	for i := 0; i < n && d.err == nil; i++ {
+	n := d.Count(8)
+	for i := 0; i < n && d.Err() == nil; i++ {
 		p := &periodicState{}
 		d.periodic(&p.cfg)
-		p.lastTick = d.varint()
-		p.lastJob = d.str()
-		p.created = d.varint()
-		p.fired = d.uvarint()
-		p.skipped = d.uvarint()
-		if d.err != nil {
+		p.lastTick = d.Varint()
+		p.lastJob = d.Str()
+		p.created = d.Varint()
+		p.fired = d.Uvarint()
+		p.skipped = d.Uvarint()
+		if d.Err() != nil {
 			return
 		}
 		sched, err := ParseSchedule(p.cfg.Cron, p.cfg.Timezone)
 		if err != nil {
-			d.fail(fmt.Sprintf("periodic %q: %v", p.cfg.Name, err))
+			d.Fail(fmt.Sprintf("periodic %q: %v", p.cfg.Name, err))
 			return
 		}
 		p.sched = sched
 		if _, dup := st.periodics[p.cfg.Name]; dup {
-			d.fail(fmt.Sprintf("duplicate periodic %q", p.cfg.Name))
+			d.Fail(fmt.Sprintf("duplicate periodic %q", p.cfg.Name))
 			return
 		}
 		if st.periodics == nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/corral-dev/corral/internal/binenc"
 	"maps"
 	"slices"
 	"strconv"
@@ -228,7 +229,7 @@ func appendRate(b []byte, r Rate) []byte {
 }
 
 func (d *decoder) rate() Rate {
-	return Rate{Count: d.varint(), Per: d.dur(), Burst: d.varint()}
+	return Rate{Count: d.Varint(), Per: d.Dur(), Burst: d.Varint()}
 }
 
 // appendRateCommand encodes SetQueueRate; ok is false for any other
@@ -236,7 +237,7 @@ func (d *decoder) rate() Rate {
 func appendRateCommand(b []byte, c Command) (_ []byte, ok bool) {
 	if c, isRate := c.(*SetQueueRate); isRate && c != nil {
 		b = append(b, byte(KindSetQueueRate))
-		b = appendString(b, c.Name)
+		b = binenc.AppendString(b, c.Name)
 		return appendRate(b, c.Rate), true
 	}
 	return b, false
@@ -265,7 +266,7 @@ func captureRates(st *state) []byte {
 	b := binary.AppendUvarint(nil, uint64(len(names)))
 	for _, name := range names {
 		r := st.queues[name].rate
-		b = appendString(b, name)
+		b = binenc.AppendString(b, name)
 		b = appendRate(b, r.rate)
 		b = binary.AppendVarint(b, r.units)
 		b = binary.AppendVarint(b, r.last)
@@ -274,26 +275,26 @@ func captureRates(st *state) []byte {
 }
 
 func restoreRates(st *state, d *decoder) {
-	n := d.count(5)
-	for i := 0; i < n && d.err == nil; i++ {
+	n := d.Count(5)
+	for i := 0; i < n && d.Err() == nil; i++ {
 		name := d.name()
 		r := &bucket{rate: d.rate()}
-		r.units = d.varint()
-		r.last = d.varint()
-		if d.err != nil {
+		r.units = d.Varint()
+		r.last = d.Varint()
+		if d.Err() != nil {
 			return
 		}
 		if err := r.rate.Validate(); err != nil || r.rate.IsZero() || !ValidQueueName(name) {
-			d.fail(fmt.Sprintf("bad rate limit of queue %q", name))
+			d.Fail(fmt.Sprintf("bad rate limit of queue %q", name))
 			return
 		}
 		if r.units < 0 || r.units > r.capacity() {
-			d.fail(fmt.Sprintf("queue %q: bucket holds %d of %d units", name, r.units, r.capacity()))
+			d.Fail(fmt.Sprintf("queue %q: bucket holds %d of %d units", name, r.units, r.capacity()))
 			return
 		}
 		q := st.queue(name)
 		if q.rate != nil {
-			d.fail(fmt.Sprintf("duplicate rate limit of queue %q", name))
+			d.Fail(fmt.Sprintf("duplicate rate limit of queue %q", name))
 			return
 		}
 		q.rate = r

@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"errors"
+	"github.com/corral-dev/corral/internal/binenc"
 	"reflect"
 	"strings"
 	"testing"
@@ -257,10 +258,11 @@ func TestRateDeterministicAndSnapshotted(t *testing.T) {
 // restore rather than diverging.
 func TestRateSnapshotSectionRejectsBadBuckets(t *testing.T) {
 	st := newState()
-	d := decoder{b: appendRate(appendString([]byte{1}, "q"), Rate{Count: 5, Per: time.Second, Burst: 2})}
-	d.b = append(d.b, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40, 0) // units way over the cap
+	rec := appendRate(binenc.AppendString([]byte{1}, "q"), Rate{Count: 5, Per: time.Second, Burst: 2})
+	rec = append(rec, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40, 0) // units way over the cap
+	d := newDecoder(rec, nil, false)
 	restoreRates(st, &d)
-	if d.err == nil {
+	if d.Err() == nil {
 		t.Fatal("a bucket over its capacity restored")
 	}
 }

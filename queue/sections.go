@@ -1,6 +1,10 @@
 package queue
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/corral-dev/corral/internal/binenc"
+)
 
 // Snapshot sections (format version 2) carry state other than jobs and
 // queues. After the job records a snapshot holds any number of section
@@ -13,7 +17,7 @@ type snapshotSection struct {
 	// capture encodes the section's state at snapshot time (called under
 	// the store's read lock); nil omits the section.
 	capture func(st *state) []byte
-	// restore decodes a body into st; errors go through d.fail.
+	// restore decodes a body into st; errors go through d.Fail.
 	restore func(st *state, d *decoder)
 }
 
@@ -31,7 +35,7 @@ func (st *state) captureSections() [][]byte {
 		if body == nil {
 			continue
 		}
-		rec := appendString(nil, s.tag)
+		rec := binenc.AppendString(nil, s.tag)
 		out = append(out, append(rec, body...))
 	}
 	return out
@@ -39,17 +43,17 @@ func (st *state) captureSections() [][]byte {
 
 // restoreSection decodes one section record into st.
 func (st *state) restoreSection(rec []byte) error {
-	d := decoder{b: rec, names: st.names, add: true}
-	tag := d.str()
-	if d.err != nil {
-		return d.err
+	d := newDecoder(rec, st.names, true)
+	tag := d.Str()
+	if d.Err() != nil {
+		return d.Err()
 	}
 	for _, s := range snapshotSections {
 		if s.tag == tag {
 			s.restore(st, &d)
-			d.end()
-			if d.err != nil {
-				return fmt.Errorf("section %q: %w", tag, d.err)
+			d.End()
+			if d.Err() != nil {
+				return fmt.Errorf("section %q: %w", tag, d.Err())
 			}
 			return nil
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/corral-dev/corral/internal/binenc"
 	"hash"
 	"hash/crc32"
 	"io"
@@ -96,7 +97,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	body = binary.AppendUvarint(body, uint64(len(sn.jobs)))
 	body = binary.AppendUvarint(body, uint64(len(sn.queues)))
 	for _, q := range sn.queues {
-		body = appendString(body, q.name)
+		body = binenc.AppendString(body, q.name)
 		body = appendQueueConfig(body, &q.cfg)
 	}
 	hdr = binary.AppendUvarint(hdr, uint64(len(body)))
@@ -157,13 +158,13 @@ const (
 const minJobSize = 1 + minSpecSize + 12
 
 func appendJob(b []byte, j *Job) []byte {
-	b = appendString(b, j.ID)
+	b = binenc.AppendString(b, j.ID)
 	b = appendSpec(b, &j.Spec)
 	b = append(b, byte(j.State))
 	b = binary.AppendVarint(b, int64(j.Attempt))
-	b = appendString(b, j.Node)
+	b = binenc.AppendString(b, j.Node)
 	b = binary.AppendUvarint(b, j.Token)
-	b = appendTime(b, j.LeaseExpiresAt)
+	b = binenc.AppendTime(b, j.LeaseExpiresAt)
 	var flags byte
 	if j.CancelRequested {
 		flags |= flagCancelRequested
@@ -172,60 +173,60 @@ func appendJob(b []byte, j *Job) []byte {
 		flags |= flagHoldsKey
 	}
 	b = append(b, flags)
-	b = appendBytes(b, j.Result)
-	b = appendString(b, j.Error)
+	b = binenc.AppendBytes(b, j.Result)
+	b = binenc.AppendString(b, j.Error)
 	b = binary.AppendUvarint(b, uint64(len(j.Attempts)))
 	for i := range j.Attempts {
 		a := &j.Attempts[i]
 		b = binary.AppendVarint(b, int64(a.Attempt))
-		b = appendString(b, a.Node)
+		b = binenc.AppendString(b, a.Node)
 		b = binary.AppendUvarint(b, a.Token)
-		b = appendTime(b, a.Started)
-		b = appendTime(b, a.Finished)
+		b = binenc.AppendTime(b, a.Started)
+		b = binenc.AppendTime(b, a.Finished)
 		b = append(b, byte(a.Outcome))
-		b = appendString(b, a.Error)
+		b = binenc.AppendString(b, a.Error)
 	}
-	b = appendTime(b, j.CreatedAt)
-	b = appendTime(b, j.UpdatedAt)
-	b = appendTime(b, j.FinishedAt)
+	b = binenc.AppendTime(b, j.CreatedAt)
+	b = binenc.AppendTime(b, j.UpdatedAt)
+	b = binenc.AppendTime(b, j.FinishedAt)
 	b = binary.AppendUvarint(b, j.Seq)
 	return binary.AppendUvarint(b, j.Index)
 }
 
 func (d *decoder) job() *Job {
-	j := &Job{ID: d.str()}
+	j := &Job{ID: d.Str()}
 	d.spec(&j.Spec)
-	j.State = State(d.byte())
-	j.Attempt = d.int()
+	j.State = State(d.Byte())
+	j.Attempt = d.Int()
 	j.Node = d.name()
-	j.Token = d.uvarint()
-	j.LeaseExpiresAt = d.time()
-	flags := d.byte()
+	j.Token = d.Uvarint()
+	j.LeaseExpiresAt = d.Time()
+	flags := d.Byte()
 	if flags&^(flagCancelRequested|flagHoldsKey) != 0 {
-		d.fail("unknown job flags")
+		d.Fail("unknown job flags")
 	}
 	j.CancelRequested = flags&flagCancelRequested != 0
 	j.holdsKey = flags&flagHoldsKey != 0
 	j.Result = d.bytes()
-	j.Error = d.str()
-	if n := d.count(7); n > 0 {
+	j.Error = d.Str()
+	if n := d.Count(7); n > 0 {
 		j.Attempts = make([]Attempt, n)
 		for i := range j.Attempts {
 			a := &j.Attempts[i]
-			a.Attempt = d.int()
+			a.Attempt = d.Int()
 			a.Node = d.name()
-			a.Token = d.uvarint()
-			a.Started = d.time()
-			a.Finished = d.time()
-			a.Outcome = Outcome(d.byte())
-			a.Error = d.str()
+			a.Token = d.Uvarint()
+			a.Started = d.Time()
+			a.Finished = d.Time()
+			a.Outcome = Outcome(d.Byte())
+			a.Error = d.Str()
 		}
 	}
-	j.CreatedAt = d.time()
-	j.UpdatedAt = d.time()
-	j.FinishedAt = d.time()
-	j.Seq = d.uvarint()
-	j.Index = d.uvarint()
+	j.CreatedAt = d.Time()
+	j.UpdatedAt = d.Time()
+	j.FinishedAt = d.Time()
+	j.Seq = d.Uvarint()
+	j.Index = d.Uvarint()
 	return j
 }
 
@@ -293,23 +294,23 @@ func readState(r io.Reader) (*state, error) {
 	if err != nil {
 		return nil, errSnapshot("read header: %w", err)
 	}
-	d := decoder{b: rec, names: st.names, add: true}
-	st.index = d.uvarint()
-	st.seq = d.uvarint()
-	njobs := d.uvarint()
-	nq := d.count(1)
-	for i := 0; i < nq && d.err == nil; i++ {
+	d := newDecoder(rec, st.names, true)
+	st.index = d.Uvarint()
+	st.seq = d.Uvarint()
+	njobs := d.Uvarint()
+	nq := d.Count(1)
+	for i := 0; i < nq && d.Err() == nil; i++ {
 		name := d.name()
 		var cfg QueueConfig
 		d.queueConfig(&cfg)
 		if _, dup := st.queues[name]; dup || !ValidQueueName(name) {
-			d.fail(fmt.Sprintf("bad or duplicate queue %q", name))
+			d.Fail(fmt.Sprintf("bad or duplicate queue %q", name))
 		}
 		st.queue(name).cfg = cfg
 	}
-	d.end()
-	if d.err != nil {
-		return nil, errSnapshot("header: %w", d.err)
+	d.End()
+	if d.Err() != nil {
+		return nil, errSnapshot("header: %w", d.Err())
 	}
 
 	if njobs > 0 {
@@ -325,11 +326,11 @@ func readState(r io.Reader) (*state, error) {
 		if len(rec) < minJobSize {
 			return nil, errSnapshot("job %d: record too short", i)
 		}
-		d := decoder{b: rec, names: st.names, add: true}
+		d := newDecoder(rec, st.names, true)
 		j := d.job()
-		d.end()
-		if d.err != nil {
-			return nil, errSnapshot("job %d: %w", i, d.err)
+		d.End()
+		if d.Err() != nil {
+			return nil, errSnapshot("job %d: %w", i, d.Err())
 		}
 		if err := st.restoreJob(j); err != nil {
 			return nil, errSnapshot("job %d (%s): %w", i, j.ID, err)

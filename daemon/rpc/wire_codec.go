@@ -3,9 +3,9 @@ package rpc
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/corral-dev/corral/internal/binenc"
 	"maps"
 	"slices"
-	"time"
 
 	"github.com/corral-dev/corral/queue"
 )
@@ -90,11 +90,12 @@ func readMessage(name string, body []byte, read func(d *wireDecoder)) error {
 	if len(body) == 0 || body[0] != wireMagic {
 		return fmt.Errorf("%w: %s: not a binary body", ErrBadFrame, name)
 	}
-	d := wireDecoder{b: body[1:], size: len(body)}
+	d := wireDecoder{Decoder: binenc.NewDecoder(body, nil)}
+	d.Byte() // the magic, checked above
 	read(&d)
-	d.end()
-	if d.err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrBadFrame, name, d.err)
+	d.End()
+	if err := d.Err(); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrBadFrame, name, err)
 	}
 	return nil
 }
@@ -102,18 +103,18 @@ func readMessage(name string, body []byte, read func(d *wireDecoder)) error {
 // appendWire implements wireAppender.
 func (h *Hello) appendWire(b []byte) ([]byte, error) {
 	b = append(b, wireMagic)
-	b = appendString(b, h.Node)
-	b = appendMap(b, h.Tags, appendString)
-	b = appendBool(b, h.Restarted)
+	b = binenc.AppendString(b, h.Node)
+	b = appendMap(b, h.Tags, binenc.AppendString)
+	b = binenc.AppendBool(b, h.Restarted)
 	return appendList(b, h.Running, appendLeaseRef), nil
 }
 
 // readWire implements wireReader.
 func (h *Hello) readWire(body []byte) error {
 	return readMessage("hello", body, func(d *wireDecoder) {
-		*h = Hello{Node: d.str()}
-		h.Tags = readMap(d, minMapEntry, (*wireDecoder).str)
-		h.Restarted = d.bool()
+		*h = Hello{Node: d.Str()}
+		h.Tags = readMap(d, minMapEntry, (*wireDecoder).Str)
+		h.Restarted = d.Bool()
 		h.Running = readList(d, minLeaseRef, (*wireDecoder).leaseRef)
 	})
 }
@@ -125,7 +126,7 @@ func (u *Up) appendWire(b []byte) ([]byte, error) {
 		b = append(b, 0)
 	} else {
 		b = append(b, 1)
-		b = appendMap(b, u.Credit.Free, appendInt)
+		b = appendMap(b, u.Credit.Free, binenc.AppendInt)
 		b = appendMap(b, u.Credit.Seen, binary.AppendUvarint)
 		b = appendMap(b, u.Credit.Released, binary.AppendUvarint)
 	}
@@ -140,21 +141,21 @@ func (u *Up) readWire(body []byte) error {
 		*u = Up{}
 		if d.present() {
 			u.Credit = &Credit{
-				Free:     readMap(d, minMapEntry, (*wireDecoder).int),
-				Seen:     readMap(d, minMapEntry, (*wireDecoder).uvarint),
-				Released: readMap(d, minMapEntry, (*wireDecoder).uvarint),
+				Free:     readMap(d, minMapEntry, (*wireDecoder).Int),
+				Seen:     readMap(d, minMapEntry, (*wireDecoder).Uvarint),
+				Released: readMap(d, minMapEntry, (*wireDecoder).Uvarint),
 			}
 		}
 		u.Heartbeat = readList(d, minLeaseRef, (*wireDecoder).leaseRef)
 		u.Reports = readList(d, minReport, (*wireDecoder).report)
-		u.Seq = d.uvarint()
+		u.Seq = d.Uvarint()
 	})
 }
 
 // appendWire implements wireAppender.
 func (dn *Down) appendWire(b []byte) ([]byte, error) {
 	b = append(b, wireMagic)
-	b = appendBool(b, dn.Welcome)
+	b = binenc.AppendBool(b, dn.Welcome)
 	b = appendList(b, dn.Leases, appendLease)
 	b = appendList(b, dn.Abort, appendAbort)
 	b = binary.AppendUvarint(b, dn.Acked)
@@ -164,10 +165,10 @@ func (dn *Down) appendWire(b []byte) ([]byte, error) {
 // readWire implements wireReader.
 func (dn *Down) readWire(body []byte) error {
 	return readMessage("down", body, func(d *wireDecoder) {
-		*dn = Down{Welcome: d.bool()}
+		*dn = Down{Welcome: d.Bool()}
 		dn.Leases = readList(d, minLease, (*wireDecoder).lease)
 		dn.Abort = readList(d, minAbort, (*wireDecoder).abort)
-		dn.Acked = d.uvarint()
+		dn.Acked = d.Uvarint()
 		dn.Rejected = readList(d, minString, (*wireDecoder).strAt)
 	})
 }
@@ -176,13 +177,13 @@ func (dn *Down) readWire(body []byte) error {
 func (r *ApplyRequest) appendWire(b []byte) ([]byte, error) {
 	b = append(b, wireMagic)
 	b = appendBytes(b, r.Entry)
-	return appendDur(b, r.Wait), nil
+	return binenc.AppendDur(b, r.Wait), nil
 }
 
 // readWire implements wireReader.
 func (r *ApplyRequest) readWire(body []byte) error {
 	return readMessage("apply request", body, func(d *wireDecoder) {
-		*r = ApplyRequest{Entry: d.bytes(), Wait: d.dur()}
+		*r = ApplyRequest{Entry: d.bytes(), Wait: d.Dur()}
 	})
 }
 
@@ -197,7 +198,7 @@ func (r *ApplyResponse) appendWire(b []byte) ([]byte, error) {
 // readWire implements wireReader.
 func (r *ApplyResponse) readWire(body []byte) error {
 	return readMessage("apply response", body, func(d *wireDecoder) {
-		*r = ApplyResponse{Index: d.uvarint()}
+		*r = ApplyResponse{Index: d.Uvarint()}
 		r.Results = readList(d, minResult, (*wireDecoder).result)
 		r.Jobs = readList(d, minOptJob, (*wireDecoder).optJob)
 	})
@@ -207,59 +208,59 @@ func (r *ApplyResponse) readWire(body []byte) error {
 // pointer.
 
 func appendLeaseRef(b []byte, l *queue.LeaseRef) []byte {
-	b = appendString(b, l.ID)
+	b = binenc.AppendString(b, l.ID)
 	return binary.AppendUvarint(b, l.Token)
 }
 
 func appendReport(b []byte, r *queue.Report) []byte {
-	b = appendString(b, r.ID)
+	b = binenc.AppendString(b, r.ID)
 	b = binary.AppendUvarint(b, r.Token)
-	b = appendString(b, r.Node)
+	b = binenc.AppendString(b, r.Node)
 	b = append(b, byte(r.Outcome))
 	b = appendBytes(b, r.Result)
-	b = appendString(b, r.Error)
-	return appendBool(b, r.NonRetryable)
+	b = binenc.AppendString(b, r.Error)
+	return binenc.AppendBool(b, r.NonRetryable)
 }
 
 func appendLease(b []byte, l *Lease) []byte {
-	b = appendString(b, l.ID)
+	b = binenc.AppendString(b, l.ID)
 	b = binary.AppendUvarint(b, l.Token)
-	b = appendInt(b, l.Attempt)
-	b = appendString(b, l.Queue)
-	b = appendString(b, l.Plugin)
+	b = binenc.AppendInt(b, l.Attempt)
+	b = binenc.AppendString(b, l.Queue)
+	b = binenc.AppendString(b, l.Plugin)
 	b = appendBytes(b, l.Payload)
-	return appendDur(b, l.Timeout)
+	return binenc.AppendDur(b, l.Timeout)
 }
 
 func appendAbort(b []byte, a *queue.Abort) []byte {
-	b = appendString(b, a.ID)
+	b = binenc.AppendString(b, a.ID)
 	b = binary.AppendUvarint(b, a.Token)
-	return appendString(b, a.Reason)
+	return binenc.AppendString(b, a.Reason)
 }
 
 func appendResult(b []byte, r *Result) []byte {
 	b = appendRemoteError(b, r.Err)
 	b = appendList(b, r.Submitted, appendSubmitted)
 	b = appendOptJob(b, &r.Job)
-	b = appendInt(b, r.Count)
-	b = appendBool(b, r.More)
+	b = binenc.AppendInt(b, r.Count)
+	b = binenc.AppendBool(b, r.More)
 	if r.Resume == nil {
 		return append(b, 0)
 	}
 	f := r.Resume
 	b = append(b, 1)
-	b = appendString(b, f.Queue)
+	b = binenc.AppendString(b, f.Queue)
 	b = append(b, byte(f.State))
-	b = appendString(b, f.Plugin)
-	b = appendTime(b, f.CreatedBefore)
-	b = appendDur(b, f.OlderThan)
+	b = binenc.AppendString(b, f.Plugin)
+	b = binenc.AppendTime(b, f.CreatedBefore)
+	b = binenc.AppendDur(b, f.OlderThan)
 	b = binary.AppendUvarint(b, f.Through)
-	return appendInt(b, f.Limit)
+	return binenc.AppendInt(b, f.Limit)
 }
 
 func appendSubmitted(b []byte, s *Submitted) []byte {
-	b = appendString(b, s.ID)
-	b = appendBool(b, s.Existing)
+	b = binenc.AppendString(b, s.ID)
+	b = binenc.AppendBool(b, s.Existing)
 	return appendRemoteError(b, s.Err)
 }
 
@@ -268,8 +269,8 @@ func appendRemoteError(b []byte, e *RemoteError) []byte {
 		return append(b, 0)
 	}
 	b = append(b, 1)
-	b = appendString(b, e.Code)
-	return appendString(b, e.Message)
+	b = binenc.AppendString(b, e.Code)
+	return binenc.AppendString(b, e.Message)
 }
 
 func appendOptJob(b []byte, j **queue.Job) []byte {
@@ -279,15 +280,10 @@ func appendOptJob(b []byte, j **queue.Job) []byte {
 	return queue.AppendJob(append(b, 1), *j)
 }
 
-// Primitive encoders.
+// Optional fields and collections: 0 for nil, else the count plus one.
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// appendStringAt is appendString for appendList.
-func appendStringAt(b []byte, s *string) []byte { return appendString(b, *s) }
+// appendStringAt is binenc.AppendString for appendList.
+func appendStringAt(b []byte, s *string) []byte { return binenc.AppendString(b, *s) }
 
 // appendBytes writes 0 for nil, else the length plus one and the bytes.
 func appendBytes(b, p []byte) []byte {
@@ -296,26 +292,6 @@ func appendBytes(b, p []byte) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(p))+1)
 	return append(b, p...)
-}
-
-func appendInt(b []byte, v int) []byte { return binary.AppendVarint(b, int64(v)) }
-
-func appendDur(b []byte, v time.Duration) []byte { return binary.AppendVarint(b, int64(v)) }
-
-func appendBool(b []byte, v bool) []byte {
-	if v {
-		return append(b, 1)
-	}
-	return append(b, 0)
-}
-
-// appendTime writes t as UTC unix nanos, the zero time as 0 (like the
-// queue codec).
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(b, 0)
-	}
-	return binary.AppendVarint(b, t.UnixNano())
 }
 
 // appendList writes 0 for a nil slice, else its length plus one and each
@@ -339,139 +315,30 @@ func appendMap[V any](b []byte, m map[string]V, val func([]byte, V) []byte) []by
 	}
 	b = binary.AppendUvarint(b, uint64(len(m))+1)
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		b = appendString(b, k)
+		b = binenc.AppendString(b, k)
 		b = val(b, m[k])
 	}
 	return b
 }
 
-// wireDecoder reads the canonical binary layout. After the first error
-// every read returns a zero value and the input is dropped, so callers
-// check err once at the end (the queue codec's decoder, for the node
-// plane).
+// wireDecoder reads the layout: binenc's primitives (shared with the
+// queue codec) plus the node plane's lists, maps and name sharing. After
+// the first error every read returns a zero value, so callers check Err
+// once at the end.
 type wireDecoder struct {
-	b    []byte
-	size int // of the whole body, for offsets in errors
-	err  error
+	binenc.Decoder
 	// names are the last few names decoded (queue, plugin, node); a
 	// message repeats them in every element, so name shares one string.
 	names [4]string
 }
 
-// fail records the first error with the offset it happened at.
-func (d *wireDecoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%s at byte %d", what, d.size-len(d.b))
-	}
-	d.b = nil
-}
-
-// end fails unless the input was consumed exactly.
-func (d *wireDecoder) end() {
-	if d.err == nil && len(d.b) != 0 {
-		d.fail(fmt.Sprintf("%d trailing bytes", len(d.b)))
-	}
-}
-
-func (d *wireDecoder) byte() byte {
-	if len(d.b) == 0 {
-		d.fail("truncated")
-		return 0
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
-}
-
-// uvarint reads a minimal uvarint.
-func (d *wireDecoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 || (n > 1 && d.b[n-1] == 0) {
-		if n == 0 {
-			d.fail("truncated")
-		} else {
-			d.fail("bad varint")
-		}
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *wireDecoder) varint() int64 {
-	u := d.uvarint()
-	return int64(u>>1) ^ -int64(u&1)
-}
-
-func (d *wireDecoder) int() int {
-	v := d.varint()
-	if int64(int(v)) != v {
-		d.fail("integer overflow")
-		return 0
-	}
-	return int(v)
-}
-
-func (d *wireDecoder) dur() time.Duration { return time.Duration(d.varint()) }
-
-// time is the inverse of appendTime.
-func (d *wireDecoder) time() time.Time {
-	n := d.varint()
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
-// bool reads a byte that must be 0 or 1.
-func (d *wireDecoder) bool() bool {
-	switch d.byte() {
-	case 0:
-		return false
-	case 1:
-		return true
-	}
-	d.fail("bad bool")
-	return false
-}
-
 // present reads an opt(x) presence byte.
-func (d *wireDecoder) present() bool { return d.bool() }
-
-// count reads a nil-or-count prefix: nil is false, else the count, which
-// must fit in the rest of the input at min bytes an element (this bounds
-// every allocation by the input's size).
-func (d *wireDecoder) count(min int) (n int, ok bool) {
-	v := d.uvarint()
-	if v == 0 {
-		return 0, false
-	}
-	if v-1 > uint64(len(d.b)/min) {
-		d.fail(fmt.Sprintf("count %d exceeds input", v-1))
-		return 0, false
-	}
-	return int(v - 1), true
-}
-
-// raw returns the next string field without copying.
-func (d *wireDecoder) raw() []byte {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail(fmt.Sprintf("length %d exceeds input", n))
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-// str returns a copy of the next string field.
-func (d *wireDecoder) str() string { return string(d.raw()) }
+func (d *wireDecoder) present() bool { return d.Bool() }
 
 // name is str for low-cardinality strings: a value equal to a recent one
 // shares its string instead of allocating another.
 func (d *wireDecoder) name() string {
-	v := d.raw()
+	v := d.Raw()
 	if len(v) == 0 {
 		return ""
 	}
@@ -487,29 +354,28 @@ func (d *wireDecoder) name() string {
 }
 
 // strAt is str for readList.
-func (d *wireDecoder) strAt(s *string) { *s = d.str() }
+func (d *wireDecoder) strAt(s *string) { *s = d.Str() }
 
 // bytes reads a field written by appendBytes; the result is a copy.
 func (d *wireDecoder) bytes() []byte {
-	n, ok := d.count(1)
+	n, ok := d.OptCount(1)
 	if !ok {
 		return nil
 	}
 	v := make([]byte, n)
-	copy(v, d.b)
-	d.b = d.b[n:]
+	copy(v, d.Next(n))
 	return v
 }
 
 // readList reads a list written by appendList.
 func readList[T any](d *wireDecoder, min int, elem func(*wireDecoder, *T)) []T {
-	n, ok := d.count(min)
+	n, ok := d.OptCount(min)
 	if !ok {
 		return nil
 	}
 	s := make([]T, n)
 	for i := range s {
-		if d.err != nil {
+		if d.Err() != nil {
 			return nil
 		}
 		elem(d, &s[i])
@@ -520,16 +386,16 @@ func readList[T any](d *wireDecoder, min int, elem func(*wireDecoder, *T)) []T {
 // readMap reads a map written by appendMap, rejecting unsorted or
 // duplicate keys so the encoding stays canonical.
 func readMap[V any](d *wireDecoder, min int, val func(*wireDecoder) V) map[string]V {
-	n, ok := d.count(min)
+	n, ok := d.OptCount(min)
 	if !ok {
 		return nil
 	}
 	m := make(map[string]V, n)
 	prev := ""
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		k := d.name()
 		if i > 0 && k <= prev {
-			d.fail("map keys not sorted")
+			d.Fail("map keys not sorted")
 			return nil
 		}
 		m[k] = val(d)
@@ -541,58 +407,58 @@ func readMap[V any](d *wireDecoder, min int, val func(*wireDecoder) V) map[strin
 // Element decoders, the inverses of the encoders above.
 
 func (d *wireDecoder) leaseRef(l *queue.LeaseRef) {
-	l.ID = d.str()
-	l.Token = d.uvarint()
+	l.ID = d.Str()
+	l.Token = d.Uvarint()
 }
 
 func (d *wireDecoder) report(r *queue.Report) {
-	r.ID = d.str()
-	r.Token = d.uvarint()
+	r.ID = d.Str()
+	r.Token = d.Uvarint()
 	r.Node = d.name()
-	r.Outcome = queue.Outcome(d.byte())
+	r.Outcome = queue.Outcome(d.Byte())
 	r.Result = d.bytes()
-	r.Error = d.str()
-	r.NonRetryable = d.bool()
+	r.Error = d.Str()
+	r.NonRetryable = d.Bool()
 }
 
 func (d *wireDecoder) lease(l *Lease) {
-	l.ID = d.str()
-	l.Token = d.uvarint()
-	l.Attempt = d.int()
+	l.ID = d.Str()
+	l.Token = d.Uvarint()
+	l.Attempt = d.Int()
 	l.Queue = d.name()
 	l.Plugin = d.name()
 	l.Payload = d.bytes()
-	l.Timeout = d.dur()
+	l.Timeout = d.Dur()
 }
 
 func (d *wireDecoder) abort(a *queue.Abort) {
-	a.ID = d.str()
-	a.Token = d.uvarint()
-	a.Reason = d.str()
+	a.ID = d.Str()
+	a.Token = d.Uvarint()
+	a.Reason = d.Str()
 }
 
 func (d *wireDecoder) result(r *Result) {
 	r.Err = d.remoteError()
 	r.Submitted = readList(d, minSubmitted, (*wireDecoder).submitted)
 	d.optJob(&r.Job)
-	r.Count = d.int()
-	r.More = d.bool()
+	r.Count = d.Int()
+	r.More = d.Bool()
 	if d.present() {
 		r.Resume = &queue.BulkFilter{
-			Queue:         d.str(),
-			State:         queue.State(d.byte()),
-			Plugin:        d.str(),
-			CreatedBefore: d.time(),
-			OlderThan:     d.dur(),
-			Through:       d.uvarint(),
-			Limit:         d.int(),
+			Queue:         d.Str(),
+			State:         queue.State(d.Byte()),
+			Plugin:        d.Str(),
+			CreatedBefore: d.Time(),
+			OlderThan:     d.Dur(),
+			Through:       d.Uvarint(),
+			Limit:         d.Int(),
 		}
 	}
 }
 
 func (d *wireDecoder) submitted(s *Submitted) {
-	s.ID = d.str()
-	s.Existing = d.bool()
+	s.ID = d.Str()
+	s.Existing = d.Bool()
 	s.Err = d.remoteError()
 }
 
@@ -600,7 +466,7 @@ func (d *wireDecoder) remoteError() *RemoteError {
 	if !d.present() {
 		return nil
 	}
-	return &RemoteError{Code: d.str(), Message: d.str()}
+	return &RemoteError{Code: d.Str(), Message: d.Str()}
 }
 
 // optJob reads an opt(job) through queue.DecodeJob.
@@ -608,11 +474,11 @@ func (d *wireDecoder) optJob(j **queue.Job) {
 	if !d.present() {
 		return
 	}
-	job, n, err := queue.DecodeJob(d.b)
+	job, n, err := queue.DecodeJob(d.Peek())
 	if err != nil {
-		d.fail(fmt.Sprintf("job: %v", err))
+		d.Fail(fmt.Sprintf("job: %v", err))
 		return
 	}
-	d.b = d.b[n:]
+	d.Next(n)
 	*j = job
 }

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -437,13 +438,17 @@ func TestWireRejects(t *testing.T) {
 		{&ApplyResponse{}, []byte{wireMagic, 0, 0}, "count"},       // jobs
 		{&ApplyResponse{}, []byte{wireMagic, 0, 0, 2, 1}, "job: "}, // a job's ID
 	} {
-		body := append(append(bytes.Clone(tc.prefix), huge...), 1, 2, 3)
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		check("huge count", tc.m, body, tc.want)
-		runtime.ReadMemStats(&after)
-		if d := after.TotalAlloc - before.TotalAlloc; d > 64<<10 {
-			t.Fatalf("%T % x: allocated %d bytes refusing a huge count", tc.m, tc.prefix, d)
+		// A count of 2^63 and one of 2^20, which a bound looser than the
+		// input's size would let through to make().
+		for _, n := range [][]byte{huge, binary.AppendUvarint(nil, 1<<20)} {
+			body := append(append(bytes.Clone(tc.prefix), n...), 1, 2, 3)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			check("huge count", tc.m, body, tc.want)
+			runtime.ReadMemStats(&after)
+			if d := after.TotalAlloc - before.TotalAlloc; d > 64<<10 {
+				t.Fatalf("%T % x % x: allocated %d bytes refusing a count larger than the input", tc.m, tc.prefix, n, d)
+			}
 		}
 	}
 	// Non-canonical encodings.
