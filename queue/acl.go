@@ -4,10 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/corral-dev/corral/internal/binenc"
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/corral-dev/corral/internal/binenc"
 )
 
 // ACL command kinds. They start at 20 so the queue's own kinds can grow

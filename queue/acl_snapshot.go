@@ -5,11 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/corral-dev/corral/internal/binenc"
 	"hash/crc32"
 	"io"
 	"maps"
 	"slices"
+
+	"github.com/corral-dev/corral/internal/binenc"
 )
 
 // The ACL section of a snapshot is an optional trailer after the main

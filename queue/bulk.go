@@ -4,11 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/corral-dev/corral/internal/binenc"
 	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/corral-dev/corral/internal/binenc"
 )
 
 // Errors of bulk operations and queue deletion.

@@ -3,9 +3,10 @@ package queue
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/corral-dev/corral/internal/binenc"
 	"maps"
 	"slices"
+
+	"github.com/corral-dev/corral/internal/binenc"
 )
 
 // Entry wire format, version 1:

@@ -3,9 +3,10 @@ package queue
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/corral-dev/corral/internal/binenc"
 	"slices"
 	"strings"
+
+	"github.com/corral-dev/corral/internal/binenc"
 )
 
 // Job dependencies. A job's parents are in its Spec.DependsOn; the

@@ -5,12 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/corral-dev/corral/internal/binenc"
 	"maps"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/corral-dev/corral/internal/binenc"
 	"github.com/robfig/cron/v3"
 )
 

@@ -4,12 +4,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/corral-dev/corral/internal/binenc"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/corral-dev/corral/internal/binenc"
 )
 
 // KindSetQueueRate is the command kind of SetQueueRate (see Kind: values

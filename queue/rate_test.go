@@ -3,11 +3,12 @@ package queue
 import (
 	"bytes"
 	"errors"
-	"github.com/corral-dev/corral/internal/binenc"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/corral-dev/corral/internal/binenc"
 )
 
 func (h *harness) setRate(queue string, r Rate) {

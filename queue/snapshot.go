@@ -5,11 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/corral-dev/corral/internal/binenc"
 	"hash"
 	"hash/crc32"
 	"io"
 	"slices"
+
+	"github.com/corral-dev/corral/internal/binenc"
 )
 
 // Snapshot stream format, version 2:

@@ -3,10 +3,10 @@ package rpc
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/corral-dev/corral/internal/binenc"
 	"maps"
 	"slices"
 
+	"github.com/corral-dev/corral/internal/binenc"
 	"github.com/corral-dev/corral/queue"
 )
 
