@@ -83,14 +83,8 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		})
 	}
 	retrying(t, "pause", func() error { return src.Nodes[0].Client.PauseQueue(ctx, "q1") })
-	srcLeader := src.Leader()
-	for _, n := range src.Nodes {
-		c := n
-		src.Eventually(30*time.Second, n.Name+" caught up", func() bool {
-			return c.Agent.Store().Index() == srcLeader.Agent.Store().Index()
-		})
-	}
-	wantJobs, wantQueues := stateOf(srcLeader)
+	src.WaitCaughtUp()
+	wantJobs, wantQueues := stateOf(src.Leader())
 	if len(wantJobs) != total {
 		t.Fatalf("source holds %d jobs, want %d", len(wantJobs), total)
 	}
@@ -116,18 +110,8 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		}
 		return err
 	})
-	// Every node must hold "pre" before the refused restores: a follower
-	// learns of the commit only with the leader's next AppendEntries.
-	caughtUp := func(c *testcluster.Cluster) {
-		leader := c.Leader()
-		for _, n := range c.Nodes {
-			n := n
-			c.Eventually(30*time.Second, n.Name+" caught up", func() bool {
-				return n.Agent.Store().Index() >= leader.Agent.Store().Index()
-			})
-		}
-	}
-	caughtUp(dst)
+	// Every node must hold "pre" before the refused restores.
+	dst.WaitCaughtUp()
 	beforeJobs, beforeQueues := stateOf(dst.Nodes[0])
 
 	corrupt := bytes.Clone(archive)
@@ -147,7 +131,7 @@ func TestSnapshotSaveRestore(t *testing.T) {
 			return nil
 		})
 	}
-	caughtUp(dst)
+	dst.WaitCaughtUp()
 	for _, n := range dst.Nodes {
 		jobs, queues := stateOf(n)
 		if _, ok := jobs[pre]; !ok || len(jobs) != len(beforeJobs) || !reflect.DeepEqual(queues, beforeQueues) {

@@ -240,6 +240,22 @@ func (c *Cluster) RestartNode(n *Node) {
 	c.startNode(n)
 }
 
+// WaitCaughtUp waits until every running node has applied everything
+// the leader had applied when it was called: a follower learns of a
+// commit only with the leader's next AppendEntries.
+func (c *Cluster) WaitCaughtUp() {
+	c.t.Helper()
+	want := c.Leader().Agent.Store().Index()
+	for _, n := range c.Nodes {
+		if n.Agent == nil {
+			continue
+		}
+		c.Eventually(30*time.Second, n.Name+" caught up", func() bool {
+			return n.Agent.Store().Index() >= want
+		})
+	}
+}
+
 // Eventually polls cond until it holds or the timeout passes.
 func (c *Cluster) Eventually(timeout time.Duration, what string, cond func() bool) {
 	c.t.Helper()
